@@ -1,0 +1,37 @@
+rule cell_report:
+    """reports/<dataset>_<backbone>.csv: one row per method (+ paired significance)."""
+    input:
+        cell_runs,
+    output:
+        csv=report(
+            "reports/{dataset}_{backbone}.csv",
+            caption="../report/cell.rst",
+            category="Cells",
+        ),
+        significance="reports/{dataset}_{backbone}_significance.csv",
+    params:
+        embedder=config["bank"].get("embedder"),
+    log:
+        "logs/report/{dataset}_{backbone}.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/cell_report.py"
+
+
+rule summary_report:
+    """Paper-vs-reproduction table and the self-contained HTML report."""
+    input:
+        cells=[f"reports/{d}_{b}.csv" for d, b, _ in CELLS],
+    output:
+        table_csv="reports/table1.csv",
+        table_md=report("reports/table1.md", caption="../report/table1.rst", category="Summary"),
+        html=report("reports/index.html", caption="../report/index.rst", category="Summary"),
+    params:
+        runs_root="results/eval",
+    log:
+        "logs/report/summary.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/summary_report.py"

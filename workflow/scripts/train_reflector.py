@@ -1,0 +1,10 @@
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+
+from parammem.workflow_steps import train_reflector  # noqa: E402
+
+sm = snakemake  # noqa: F821
+train_reflector(sm.config, reflector=sm.wildcards.reflector, data=sm.input.data, out=sm.output[0])
