@@ -60,6 +60,16 @@ def test_reflections_by_problem_filters_and_orders():
     assert reflections_by_problem(_trajectory(), roles=("parammem",)) == {"p1": ["c"]}
 
 
+def test_reflection_column_preferred_and_lists_exploded():
+    traj = _trajectory()
+    traj["reflection"] = None
+    traj["reflection"] = traj["reflection"].astype(object)
+    traj.at[0, "reflection"] = ["x", "y", " "]  # one DoT call, several reflections
+    traj.at[1, "reflection"] = "z"
+    refl = reflections_by_problem(traj)
+    assert refl == {"p1": ["z", "c", "x", "y"], "p2": ["a"]}
+
+
 def test_run_diversity_uses_one_encode_call():
     emb = TableEmbedder({"a": [1, 0], "b": [0, 1], "c": [1, 0]})
     res = run_diversity(_trajectory(), emb)

@@ -37,23 +37,40 @@ def mean_pairwise_cosine_distance(embeddings: np.ndarray) -> float:
     return float(np.mean(1.0 - sim[iu]))
 
 
+def _texts(value) -> list[str]:
+    """A cell of the ``reflection``/``response`` column as a list of non-blank texts."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if isinstance(value, Sequence | np.ndarray):  # a list of parsed reflections
+        return [str(v) for v in value if v is not None and str(v).strip()]
+    return [str(value)]
+
+
 def reflections_by_problem(
     trajectory: pd.DataFrame, roles: Sequence[str] = REFLECTION_ROLES
 ) -> dict[str, list[str]]:
-    """Map problem id -> its reflection texts in (stage, iteration, candidate) order."""
+    """Map problem id -> its reflection texts in (stage, iteration, candidate) order.
+
+    The text of a row is its ``reflection`` column when the trajectory has one and it is
+    set (a string, or a list of strings for a call that produced several reflections),
+    else its ``response``. Blank texts are dropped.
+    """
     missing = {"problem_id", "role", "response"} - set(trajectory.columns)
     if missing:
         raise KeyError(f"trajectory lacks column(s) {sorted(missing)}")
-    rows = trajectory[trajectory["role"].isin(list(roles))].copy()
-    rows = rows[rows["response"].notna()]
-    rows["response"] = rows["response"].astype(str)
-    rows = rows[rows["response"].str.strip() != ""]
+    rows = trajectory[trajectory["role"].isin(list(roles))]
     order = [c for c in ("stage", "iteration", "candidate") if c in rows.columns]
     if order:
         rows = rows.sort_values(order, kind="stable")
+    has_refl = "reflection" in rows.columns
     out: dict[str, list[str]] = {}
-    for pid, text in zip(rows["problem_id"].astype(str), rows["response"], strict=True):
-        out.setdefault(pid, []).append(text)
+    for rec in rows.to_dict("records"):
+        texts = _texts(rec["reflection"]) if has_refl else []
+        texts = texts or _texts(rec["response"])
+        if texts:
+            out.setdefault(str(rec["problem_id"]), []).extend(texts)
     return out
 
 
