@@ -8,7 +8,11 @@ rule cell_report:
             caption="../report/cell.rst",
             category="Cells",
         ),
-        significance="reports/{dataset}_{backbone}_significance.csv",
+        significance=report(
+            "reports/{dataset}_{backbone}_significance.csv",
+            caption="../report/significance.rst",
+            category="Cells",
+        ),
     params:
         embedder=config["bank"].get("embedder"),
     log:
@@ -24,9 +28,13 @@ rule summary_report:
     input:
         cells=[f"reports/{d}_{b}.csv" for d, b, _ in CELLS],
     output:
-        table_csv="reports/table1.csv",
+        table_csv=report("reports/table1.csv", caption="../report/table1.rst", category="Summary"),
         table_md=report("reports/table1.md", caption="../report/table1.rst", category="Summary"),
         html=report("reports/index.html", caption="../report/index.rst", category="Summary"),
+        plots=[
+            report(f"reports/plots/{name}.png", caption=f"../report/{name}.rst", category="Plots")
+            for name in PLOTS
+        ],
     params:
         runs_root="results/eval",
     log:
