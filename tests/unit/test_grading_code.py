@@ -125,9 +125,20 @@ def test_stdio_cases(box):
     good = "a, b = map(float, input().split())\nr = a + b\nprint(int(r) if r == int(r) else r)\n"
     sysexit = "import sys\na, b = map(int, sys.stdin.readline().split())\nprint(a + b)\nexit()\n"
     wrong = "a, b = map(int, input().split())\nprint(a - b)\n"
-    res = run_stdio([good, sysexit, wrong], [cases, cases[:2], cases], sandbox=box)
+    via_open = "a, b = map(float, open(0).read().split())\nr = a + b\n" + good.split("\n", 2)[2]
+    via_buffer = (
+        "import sys\na, b = map(float, sys.stdin.buffer.read().split())\nr = a + b\n"
+        "sys.stdout.buffer.write(str(int(r) if r == int(r) else r).encode())\n"
+    )
+    res = run_stdio(
+        [good, sysexit, wrong, via_open, via_buffer],
+        [cases, cases[:2], cases, cases, cases],
+        sandbox=box,
+    )
     assert res[0].passed, res[0].feedback_text()
     assert res[1].passed, res[1].feedback_text()
+    assert res[3].passed, res[3].feedback_text()
+    assert res[4].passed, res[4].feedback_text()
     assert res[2].status == "failed" and res[2].tests[0].output.strip() == "-1"
     stop = run_stdio([wrong], [cases], stop_on_fail=True, sandbox=box)[0]
     assert stop.tests[1].output == "not run"

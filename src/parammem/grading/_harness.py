@@ -330,11 +330,22 @@ def _run_stdio(job, code, emit, arm, disarm):
 
     cases = job.get("cases") or []
     stop = job.get("stop_on_fail", False)
-    real_stdout = sys.stdout
+    real_stdout, real_open = sys.stdout, builtins.open
     for i, case in enumerate(cases):
-        buf = io.StringIO()
-        sys.stdin = io.TextIOWrapper(io.BytesIO(case["input"].encode()), encoding="utf-8")
-        sys.stdout = buf
+        data = case["input"].encode()
+        sink = io.BytesIO()
+        out = io.TextIOWrapper(sink, encoding="utf-8", write_through=True)
+        sys.stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+        sys.stdout = out
+
+        def _open(file, mode="r", *args, _data=data, **kwargs):
+            # `open(0).read()` is a common way to read all of stdin.
+            if file == 0 or file == "/dev/stdin":
+                raw = io.BytesIO(_data)
+                return raw if "b" in mode else io.TextIOWrapper(raw, encoding="utf-8")
+            return real_open(file, mode, *args, **kwargs)
+
+        builtins.open = _open
         g = {"__name__": "__main__", "__builtins__": builtins}
         err = None
         timed_out = False
@@ -352,10 +363,15 @@ def _run_stdio(job, code, emit, arm, disarm):
             err = _describe(exc)
         finally:
             sys.stdout = real_stdout
-        actual = buf.getvalue()
+            builtins.open = real_open
+        try:
+            out.flush()
+        except BaseException:
+            pass
+        actual = sink.getvalue().decode("utf-8", "replace")
         ok = err is None and _outputs_match(actual, case["output"])
-        out = err if err is not None else _short(actual, 500)
-        emit({"t": "test", "i": i, "ok": ok, "out": out, "timeout": timed_out})
+        shown = err if err is not None else _short(actual, 500)
+        emit({"t": "test", "i": i, "ok": ok, "out": shown, "timeout": timed_out})
         if timed_out or (stop and not ok):
             for j in range(i + 1, len(cases)):
                 emit({"t": "test", "i": j, "ok": False, "out": "not run", "skipped": True})

@@ -701,13 +701,15 @@ def _parse_records(channel: bytes, nonce: str) -> list[dict[str, Any]]:
 
 
 _default: dict[tuple, Sandbox] = {}
+_default_lock = threading.Lock()
 
 
 def get_sandbox(
     limits: Limits | None = None, workers: int = 2, isolation: str | None = None
 ) -> Sandbox:
-    """A shared `Sandbox` for these settings (cheap; the isolation probe runs once)."""
+    """A shared `Sandbox` for these settings (its fork servers are reused)."""
     key = (limits or Limits(), workers, isolation)
-    if key not in _default:
-        _default[key] = Sandbox(limits=limits, workers=workers, isolation=isolation)
-    return _default[key]
+    with _default_lock:
+        if key not in _default:
+            _default[key] = Sandbox(limits=limits, workers=workers, isolation=isolation)
+        return _default[key]
