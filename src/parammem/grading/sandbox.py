@@ -489,11 +489,11 @@ class Sandbox:
                 else:
                     state["exit"] = (kind, *rest)
 
+            owned, ours = ours, []  # _pump owns and closes them from here on
             channel = self._pump(
-                ours[0], ours[1], ours[2], ours[3], data[sent:], time.monotonic() + deadline, r,
+                *owned, data[sent:], time.monotonic() + deadline, r,
                 lambda: "exit" in state, control=(z.sock.fileno(), on_control),
             )  # fmt: skip
-            ours = []  # _pump closed them
             z.sock.settimeout(deadline + 10)
             if (r.timed_out or r.output_exceeded) and "exit" not in state:
                 while "pid" not in state and "exit" not in state:
@@ -524,50 +524,48 @@ class Sandbox:
     # -- fresh-interpreter path ----------------------------------------------------------
     def _run_exec(self, job: dict[str, Any], timeout: float, workdir: str, r: RunResult):
         limits = self.limits
-        read_fd, write_fd = os.pipe()
+        # Plain pipes (no file objects): _pump owns and closes our ends, nothing else
+        # does, so no fd is ever closed twice (another thread may have reused it).
+        pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, results
+        child_ends = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
+        ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]
         proc = None
         try:
             nonce = secrets.token_hex(16)
-            data = self._payload(job, timeout, write_fd, nonce)
+            data = self._payload(job, timeout, child_ends[3], nonce)
             cmd = _base_cmd(self.mode, r.uid) + [self.python, "-I", "-S", "-c", _BOOT]
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=workdir,
-                env=self._child_env(workdir),
-                start_new_session=True,
-                preexec_fn=_preexec(limits, enforce_nproc=self.mode != "userns"),
-                pass_fds=(write_fd,),
-                close_fds=True,
-            )
-            os.close(write_fd)
-            write_fd = -1
-            assert proc.stdin and proc.stdout and proc.stderr
-            fds = [proc.stdin.fileno(), proc.stdout.fileno(), proc.stderr.fileno()]
+            try:
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=child_ends[0],
+                    stdout=child_ends[1],
+                    stderr=child_ends[2],
+                    cwd=workdir,
+                    env=self._child_env(workdir),
+                    start_new_session=True,
+                    preexec_fn=_preexec(limits, enforce_nproc=self.mode != "userns"),
+                    pass_fds=(child_ends[3],),
+                    close_fds=True,
+                )
+            finally:
+                for fd in child_ends:
+                    os.close(fd)
+            owned, ours = ours, []
             channel = self._pump(
-                *fds, read_fd, data, time.monotonic() + timeout + limits.startup_grace, r,
+                *owned, data, time.monotonic() + timeout + limits.startup_grace, r,
                 lambda: proc.poll() is not None,
             )  # fmt: skip
-            read_fd = -1
             r.records = _parse_records(channel, nonce)
             r.done = any(rec.get("t") == "done" for rec in r.records)
         finally:
+            for fd in ours:
+                os.close(fd)
             if proc is not None:
                 _kill_group(proc)
-                for stream in (proc.stdin, proc.stdout, proc.stderr):
-                    try:
-                        stream.close()  # type: ignore[union-attr]
-                    except (OSError, AttributeError):
-                        pass
                 try:
                     r.returncode = proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     r.returncode = None
-            for fd in (read_fd, write_fd):
-                if fd >= 0:
-                    os.close(fd)
 
     def _pump(
         self,
