@@ -290,3 +290,18 @@ def test_limits_are_applied(box):
     }
     [res] = run_asserts([program], [[f"assert f(0) == {want!r}"]], sandbox=box)
     assert res.passed, res.tests[0].output
+
+
+@FULL
+def test_a_dead_fork_server_is_replaced():
+    box = Sandbox(Limits(timeout=1.0), workers=1, forkserver=True)
+    try:
+        _check_grader_still_works(box)
+        zygote = box._zygotes.get_nowait()
+        zygote.proc.kill()
+        zygote.proc.wait()
+        box._zygotes.put(zygote)
+        _check_grader_still_works(box)  # the dead server is dropped, a new one started
+        assert box.forkserver
+    finally:
+        box.close()

@@ -517,12 +517,15 @@ def _reap_leftovers(uid):
             pass  # children exist (still running): fall through to the kill
     except ChildProcessError:
         return  # the usual case: nothing left behind
+    if not isinstance(uid, int) or uid < 65536:
+        return  # never kill(-1) as anyone but a fresh sandbox uid
     pid = os.fork()
     if pid == 0:
         try:
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
-            os.kill(-1, 9)
+            if os.getuid() == uid and os.geteuid() == uid:
+                os.kill(-1, 9)
         finally:
             os._exit(0)
     while True:
@@ -544,6 +547,8 @@ def _child(req, fds, libc, resource, marshal, base_env):
         except (ValueError, OSError):
             pass
     uid = req["uid"]
+    if not isinstance(uid, int) or uid < 65536:
+        os._exit(75)  # candidates never run as root or as an existing account
     if libc.prctl(8, 1, 0, 0, 0) != 0:  # PR_SET_KEEPCAPS
         os._exit(71)
     os.setgroups([])

@@ -266,17 +266,6 @@ class _Zygote:
         self.proc.stdin.write(marshal.dumps((_harness(), config)))
         self.proc.stdin.close()
 
-    def request(self, ctrl: dict[str, Any], fds: list[int], wait: float) -> tuple:
-        socket.send_fds(self.sock, [marshal.dumps(ctrl)], fds)
-        return self.reply(wait)
-
-    def reply(self, wait: float) -> tuple:
-        self.sock.settimeout(wait)
-        data = self.sock.recv(1 << 16)
-        if not data:
-            raise OSError("fork server closed its socket")
-        return marshal.loads(data)
-
     def close(self) -> None:
         try:
             self.sock.close()
@@ -494,25 +483,23 @@ class Sandbox:
                 *owned, data[sent:], time.monotonic() + deadline, r,
                 lambda: "exit" in state, control=(z.sock.fileno(), on_control),
             )  # fmt: skip
-            z.sock.settimeout(deadline + 10)
-            if (r.timed_out or r.output_exceeded) and "exit" not in state:
-                while "pid" not in state and "exit" not in state:
+            r.records = _parse_records(channel, nonce)
+            r.done = any(rec.get("t") == "done" for rec in r.records)
+            try:
+                z.sock.settimeout(deadline + 10)
+                if (r.timed_out or r.output_exceeded) and "exit" not in state:
+                    while "pid" not in state and "exit" not in state:
+                        on_control()
+                    _kill_pid(state.get("pid"))
+                while "exit" not in state:
                     on_control()
-                try:
-                    os.kill(state.get("pid", -1), signal.SIGKILL)
-                except (OSError, OverflowError):
-                    pass
-            while "exit" not in state:
-                on_control()
+            except (OSError, ValueError, EOFError):
+                _kill_pid(state.get("pid"))  # the server is dropped below; so is its child
+                state["exit"] = ("lost", None, False)
             kind, code, killed = state["exit"]
             r.returncode = code
             r.timed_out = r.timed_out or bool(killed)
             healthy = kind == "exit" and code is not None
-            r.records = _parse_records(channel, nonce)
-            r.done = any(rec.get("t") == "done" for rec in r.records)
-        except (OSError, ValueError, EOFError) as exc:
-            if not r.records and not healthy:
-                raise _ForkServerError(str(exc)) from exc
         finally:
             for fd in ours:
                 os.close(fd)
@@ -672,6 +659,15 @@ class Sandbox:
 
 class _ForkServerError(RuntimeError):
     pass
+
+
+def _kill_pid(pid: Any) -> None:
+    """SIGKILL one process -- only a real pid: kill(-1) or kill(0) would hit far more."""
+    if isinstance(pid, int) and pid > 1:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
