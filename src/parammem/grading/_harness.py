@@ -469,6 +469,7 @@ def serve(config):
     libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     sock = socket.socket(fileno=config["sock"])
     base_env = dict(os.environ)
+    sock.sendall(marshal.dumps(("ready", os.getpid())))
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 8)

@@ -263,8 +263,17 @@ class _Zygote:
         finally:
             child.close()
         assert self.proc.stdin is not None
-        self.proc.stdin.write(marshal.dumps((_harness(), config)))
-        self.proc.stdin.close()
+        try:
+            self.proc.stdin.write(marshal.dumps((_harness(), config)))
+            self.proc.stdin.close()
+            self.sock.settimeout(30)
+            hello = self.sock.recv(1 << 10)
+            if not hello or marshal.loads(hello)[0] != "ready":
+                raise OSError("fork server did not start")
+            self.sock.settimeout(None)
+        except (OSError, ValueError, EOFError):
+            self.close()
+            raise
 
     def close(self) -> None:
         try:
@@ -430,7 +439,7 @@ class Sandbox:
                 self._n_zygotes += 1
                 try:
                     return _Zygote(self.python, self._child_env("/"))
-                except OSError as exc:
+                except (OSError, ValueError, EOFError) as exc:
                     self._n_zygotes -= 1
                     raise _ForkServerError(str(exc)) from exc
         return self._zygotes.get()
@@ -442,23 +451,24 @@ class Sandbox:
 
     def _run_forked(self, job: dict[str, Any], timeout: float, workdir: str, r: RunResult):
         limits = self.limits
-        nonce = secrets.token_hex(16)
-        data = self._payload(job, timeout, 3, nonce)
-        pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, results
-        child_ends = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
-        ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]
-        # Most jobs fit the pipe buffer: the child finds its job waiting when it starts.
-        os.set_blocking(ours[0], False)
-        try:
-            sent = os.write(ours[0], data[: 1 << 16])
-        except BlockingIOError:
-            sent = 0
         deadline = timeout + limits.startup_grace
         ctrl = {"uid": r.uid, "workdir": workdir, "rlimits": self._rlimits(), "deadline": deadline}
         state: dict[str, Any] = {}
-        z = self._zygote()
         healthy = False
+        ours: list[int] = []
+        z = self._zygote()  # first: it may raise _ForkServerError, before any fd exists
         try:
+            nonce = secrets.token_hex(16)
+            data = self._payload(job, timeout, 3, nonce)
+            pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, results
+            child_ends = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
+            ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]
+            # Most jobs fit the pipe buffer: the child finds its job waiting at start.
+            os.set_blocking(ours[0], False)
+            try:
+                sent = os.write(ours[0], data[: 1 << 16])
+            except BlockingIOError:
+                sent = 0
             try:
                 socket.send_fds(z.sock, [marshal.dumps(ctrl)], child_ends)
             except OSError as exc:
@@ -468,11 +478,11 @@ class Sandbox:
                     os.close(fd)
 
             def on_control() -> None:
-                msg = z.sock.recv(1 << 16)
-                if not msg:
-                    state["exit"] = ("exit", None, False)
+                try:
+                    kind, *rest = marshal.loads(z.sock.recv(1 << 16))
+                except (OSError, ValueError, EOFError, TypeError):  # server lost
+                    state["exit"] = ("lost", None, False)
                     return
-                kind, *rest = marshal.loads(msg)
                 if kind == "pid":
                     state["pid"] = rest[0]
                 else:
@@ -497,6 +507,8 @@ class Sandbox:
                 _kill_pid(state.get("pid"))  # the server is dropped below; so is its child
                 state["exit"] = ("lost", None, False)
             kind, code, killed = state["exit"]
+            if kind != "exit":
+                _kill_pid(state.get("pid"))  # nobody else will stop it now
             r.returncode = code
             r.timed_out = r.timed_out or bool(killed)
             healthy = kind == "exit" and code is not None
