@@ -405,7 +405,9 @@ class Sandbox:
             self._give_dir(workdir)
             result.seconds = time.monotonic() - start
 
-    def _payload(self, job: dict[str, Any], timeout: float, fd: int, nonce: str) -> bytes:
+    def _payload(
+        self, job: dict[str, Any], timeout: float, fd: int, nonce: str, with_code: bool = True
+    ) -> bytes:
         payload = dict(job, nonce=nonce, fd=fd, timeout=timeout, sys_path=_site_dirs())
         if self.mode == "plain":
             payload["block_network"] = True
@@ -413,6 +415,8 @@ class Sandbox:
             # unshare must fork first, so RLIMIT_NPROC is set by the harness: the uid is
             # the (shared) real user's, so no new processes at all.
             payload["nproc"] = 0
+        if not with_code:  # a fork-server child already has the harness
+            return marshal.dumps((None, payload))
         # A code object only suits the interpreter that compiled it; others get source.
         code = _harness() if self.python == sys.executable else Path(HARNESS).read_text()
         return marshal.dumps((code, payload))
@@ -459,7 +463,7 @@ class Sandbox:
         z = self._zygote()  # first: it may raise _ForkServerError, before any fd exists
         try:
             nonce = secrets.token_hex(16)
-            data = self._payload(job, timeout, 3, nonce)
+            data = self._payload(job, timeout, 3, nonce, with_code=False)
             pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, results
             child_ends = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
             ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]
