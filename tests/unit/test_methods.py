@@ -130,3 +130,22 @@ def test_episodic_memory_records_trials_and_reflections():
     m.add_trial("a1", "Wrong")
     m.add_reflections(["r1", " ", "r2"])
     assert m.reflections == ["r1", "r2"] and m.trials[0].reflection == "r1"
+
+
+def test_internal_tests_are_written_only_where_the_task_asks_and_invalid_lines_dropped():
+    task = AnswerKeyTask(2)
+    task.agent_writes_tests = True
+    script = "assert f(1) == 1\nnot code\nassert f(2) == (\nassert f(3) == 9\nassert f(4) == 16"
+    backend = ScriptedBackend(lambda req, _: script if "unit tests" in user_text(req) else "x")
+    ctx = make_ctx(task, backend)
+    episodes = [Episode(p) for p in task.load()]
+    ctx.write_internal_tests(episodes)
+    for e in episodes:
+        assert len(e.visible_tests) == 3
+        assert set(e.visible_tests) <= {"assert f(1) == 1", "assert f(3) == 9", "assert f(4) == 16"}
+    assert [r["role"] for r in ctx.rows] == ["test_gen", "test_gen"]
+    task.agent_writes_tests = False
+    ctx2 = make_ctx(task, backend)
+    fresh = [Episode(p) for p in task.load()]
+    ctx2.write_internal_tests(fresh)
+    assert ctx2.rows == [] and all(e.visible_tests is None for e in fresh)

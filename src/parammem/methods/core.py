@@ -225,13 +225,9 @@ class Context:
     # -- shared steps --------------------------------------------------------------------
     def write_internal_tests(self, episodes: list[Episode]) -> None:
         """MBPP-style: ask for asserts, keep syntactically valid ones, sample a few (seeded)."""
-        need = [
-            e
-            for e in episodes
-            if self.domain == "code"
-            and not e.problem.data.get("visible_tests")
-            and e.visible_tests is None
-        ]
+        if not self.task.agent_writes_tests:
+            return
+        need = [e for e in episodes if e.visible_tests is None]
         calls = [
             Call(
                 e,

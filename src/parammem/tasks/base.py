@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 Domain = Literal["code", "math", "qa"]
 
@@ -40,6 +41,9 @@ class Task:
 
     name: str
     domain: Domain
+    # True where the agent's visible feedback comes from tests it writes itself (MBPP); the
+    # problem's own `visible_tests` are then only the fallback when none are usable.
+    agent_writes_tests: bool = False
 
     def load(self, limit: int | None = None) -> list[Problem]:
         """The evaluation problems, in a stable order (first `limit` if given)."""

@@ -63,6 +63,7 @@ def check_asserts(test: str, entry_point: str) -> list[str]:
 
 class MBPPTask(CodeTask):
     name = "mbpp"
+    agent_writes_tests = True  # methods.md: MBPP feedback comes from model-written tests
 
     def __init__(
         self,
