@@ -227,7 +227,7 @@ NodeName=$(hostname -s) Name=gpu Type=$GPU_TYPE File=$files
 EOF
   put_file "$BASE/task_prolog.sh" 755 <<EOF || true
 #!/bin/sh
-echo "job=\$SLURM_JOB_ID step=\${SLURM_STEP_ID:-?} cuda=\${CUDA_VISIBLE_DEVICES:-none} gpus=\${SLURM_JOB_GPUS:-none}" >>"$LOG/tasks.log"
+echo "job=\$SLURM_JOB_ID step=\${SLURM_STEP_ID:-batch} cuda=\${CUDA_VISIBLE_DEVICES:-none} gpus=\${SLURM_JOB_GPUS:-none}" >>"$LOG/tasks.log"
 EOF
   return $changed
 }
@@ -354,13 +354,17 @@ do_start() {
   [ "$(id -u)" = 0 ] || fail "must run as root"
   do_install
   install -d -m 755 "$BASE" "$RUN" "$LOG" "$BASE/state" "$BASE/spool" "$ETC"
+  local f other
   for f in slurm.conf gres.conf slurmdbd.conf; do
-    if ! ours "$ETC/$f"; then
-      if grep -q '^# written by parammem tests/integration/local_slurm.sh' "$ETC/$f"; then
-        fail "$ETC/$f belongs to another local cluster ($(head -1 "$ETC/$f" | sed 's/.*base=//')); stop it first"
-      fi
+    ours "$ETC/$f" && continue
+    grep -q '^# written by parammem tests/integration/local_slurm.sh' "$ETC/$f" ||
       fail "$ETC/$f exists and was not written by this script; refusing to overwrite a real cluster's config"
+    # written for another base: take it over only if that cluster's daemons are all gone
+    other=$(sed -n 's/^# written by parammem .*; base=//p' "$ETC/$f" | head -1)
+    if [ -n "$(LOCAL_SLURM_BASE=$other bash "$0" pids)" ]; then
+      fail "another local cluster runs from $other; stop it first: LOCAL_SLURM_BASE=$other bash $0 stop --purge"
     fi
+    say "taking over $ETC/$f from the stopped cluster at $other"
   done
   say "slurm $(dpkg-query -W -f='${Version}' slurmctld), base $BASE"
   start_munge
