@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 # Debian packages the integration tests need: a real SLURM (+munge, slurmdbd, MariaDB) and
 # Chromium for the report rendering check.
 install-system:
-	bash tests/integration/local_slurm.sh install
+	$(SUDO) bash tests/integration/local_slurm.sh install
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
 
 # vLLM's CPU build lives in its own venv (it pulls packages that break the main one).
