@@ -63,16 +63,20 @@ def test_stop_strings_cut_the_text(backend):
 
 def test_sampling_is_deterministic_per_seed(backend):
     story = "Tell me a one-line story."
-    req = chat(story, temperature=1.0, top_p=0.95, n=2, seed=7)
+    req = chat(story, temperature=1.0, top_p=0.95, n=2, seed=7, max_tokens=8)
     (a,) = backend.generate([req])
     (b,) = backend.generate([req])
     assert a.texts == b.texts and len(a.texts) == 2  # same batch -> same text, bit for bit
     assert a.texts[0] != a.texts[1]  # the two samples differ
     # sample i is drawn with seed + i: two one-sample requests seeded 7 and 8 (the same
     # rows in the same micro-batch) give the n=2 request's samples
-    split = backend.generate([chat(story, temperature=1.0, top_p=0.95, seed=s) for s in (7, 8)])
+    split = backend.generate(
+        [chat(story, temperature=1.0, top_p=0.95, seed=s, max_tokens=8) for s in (7, 8)]
+    )
     assert [c.text for c in split] == a.texts
-    (other,) = backend.generate([chat(story, temperature=1.0, top_p=0.95, n=2, seed=100)])
+    (other,) = backend.generate(
+        [chat(story, temperature=1.0, top_p=0.95, n=2, seed=100, max_tokens=8)]
+    )
     assert other.texts != a.texts
 
 

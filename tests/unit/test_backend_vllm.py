@@ -93,10 +93,13 @@ def test_batch_with_lora_seeds_stops_and_errors(engine, adapters, tmp_path):
     # every adapter routes to its own requests, alone or mixed
     alone = engine.generate([reqs[2], reqs[0], reqs[1]])
     assert [c.text for c in alone] == [texts[2], texts[0], texts[1]]
-    # seeds: the same request replays; sample i is the one-sample request seeded seed + i
-    again = engine.generate([chat("Tell me a one-line story.", n=1, seed=8, **story), reqs[5]])
-    assert again[1].texts == out[5].texts
-    assert again[0].text == out[5].texts[1]
+    # seeds: the same batch replays; sample i is the one-sample request seeded seed + i
+    # (compared in batches of the same shape: bf16 logits depend on the batch around them)
+    story_q = "Tell me a one-line story."
+    (twice,) = engine.generate([reqs[5]])
+    assert engine.generate([reqs[5]])[0].texts == twice.texts
+    split = engine.generate([chat(story_q, n=1, seed=s, **story) for s in (7, 8)])
+    assert [c.text for c in split] == twice.texts
 
 
 def test_cache_over_vllm(engine, adapters, tmp_path):
