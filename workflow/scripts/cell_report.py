@@ -1,12 +1,21 @@
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from parammem.joblog import start_job
+
+start_job(snakemake.log[0], snakemake.threads)
 sys.stdout = sys.stderr
 
-from parammem.cli import main  # noqa: E402
+from parammem.cli import main
 
-sm = snakemake  # noqa: F821
-args = ["report", "cell", "--runs", *[p.rsplit("/", 1)[0] for p in sm.input], "--out", sm.output.csv]
+sm = snakemake
+args = [
+    "report",
+    "cell",
+    "--runs",
+    *[p.rsplit("/", 1)[0] for p in sm.input],
+    "--out",
+    sm.output.csv,
+]
 if sm.params.embedder:
     args += ["--embedder", sm.params.embedder]
 sys.exit(main(args))

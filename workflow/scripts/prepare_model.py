@@ -1,10 +1,13 @@
 import json
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from parammem.joblog import start_job
 
-from parammem.models import resolve_model  # noqa: E402
+start_job(snakemake.log[0], snakemake.threads)
 
-spec = snakemake.params.spec  # noqa: F821
-with open(snakemake.output[0], "w") as fh:  # noqa: F821
-    json.dump({"alias": snakemake.wildcards.backbone, "spec": spec, "path": resolve_model(spec)}, fh)  # noqa: F821
+from parammem.models import resolve_model
+
+spec = snakemake.params.spec
+with open(snakemake.output[0], "w") as fh:
+    json.dump(
+        {"alias": snakemake.wildcards.backbone, "spec": spec, "path": resolve_model(spec)}, fh
+    )

@@ -1,13 +1,14 @@
-import logging
-import sys
+from parammem.joblog import start_job
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+start_job(snakemake.log[0], snakemake.threads)
 
-from parammem.workflow_steps import sample_parammem  # noqa: E402
+from parammem.workflow_steps import sample_parammem
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 sample_parammem(
-    sm.config, reflector=sm.wildcards.reflector, dataset=sm.wildcards.dataset,
-    adapter=sm.input.adapter, out=sm.output[0],
+    sm.config,
+    reflector=sm.wildcards.reflector,
+    dataset=sm.wildcards.dataset,
+    adapter=sm.input.adapter,
+    out=sm.output[0],
 )

@@ -1,12 +1,26 @@
 import os
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from parammem.joblog import start_job
+
+start_job(snakemake.log[0], snakemake.threads)
 sys.stdout = sys.stderr
 
-from parammem.cli import main  # noqa: E402
+from parammem.cli import main
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 out_dir = os.path.dirname(sm.output.html)
-sys.exit(main(["report", "summary", "--cells", *sm.input.cells,
-               "--runs-root", sm.params.runs_root, "--out-dir", out_dir]))
+sys.exit(
+    main(
+        [
+            "report",
+            "summary",
+            "--cells",
+            *sm.input.cells,
+            "--runs-root",
+            sm.params.runs_root,
+            "--out-dir",
+            out_dir,
+        ]
+    )
+)

@@ -1,15 +1,19 @@
 import json
-import logging
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+from parammem.joblog import start_job
 
-from parammem.workflow_steps import synthesize_domain  # noqa: E402
+start_job(snakemake.log[0], snakemake.threads)
 
-sm = snakemake  # noqa: F821
+from parammem.workflow_steps import synthesize_domain
+
+sm = snakemake
 counts = synthesize_domain(
-    sm.config, teacher=sm.wildcards.teacher, domain=sm.wildcards.domain,
-    aux_datasets=sm.params.aux, eval_datasets=sm.params.eval_datasets, out=sm.output[0],
+    sm.config,
+    teacher=sm.wildcards.teacher,
+    domain=sm.wildcards.domain,
+    aux_datasets=sm.params.aux,
+    eval_datasets=sm.params.eval_datasets,
+    out=sm.output[0],
 )
 print(json.dumps(counts), file=sys.stderr)

@@ -1,10 +1,8 @@
-import logging
-import sys
+from parammem.joblog import start_job
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+start_job(snakemake.log[0], snakemake.threads)
 
-from parammem.workflow_steps import train_reflector  # noqa: E402
+from parammem.workflow_steps import train_reflector
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 train_reflector(sm.config, reflector=sm.wildcards.reflector, data=sm.input.data, out=sm.output[0])

@@ -1,12 +1,10 @@
-import logging
-import sys
+from parammem.joblog import start_job
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+start_job(snakemake.log[0], snakemake.threads)
 
-from parammem.workflow_steps import train_retroformer  # noqa: E402
+from parammem.workflow_steps import train_retroformer
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 train_retroformer(
     sm.config, backbone=sm.wildcards.backbone, dataset=sm.params.dataset, out=sm.output[0]
 )
