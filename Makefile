@@ -6,6 +6,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 VLLM_VENV ?= .venv-vllm
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Local benchmark data (JSONL slices); without it datasets come from the hub. A checkout
+# beside a shared/data folder (as on CI) uses that folder.
+PARAMMEM_DATA_DIR ?= $(abspath $(wildcard ../shared/data))
+ifneq ($(PARAMMEM_DATA_DIR),)
+export PARAMMEM_DATA_DIR
+endif
 
 .PHONY: install install-system install-vllm smoke test test-fast lint clean-results
 
