@@ -12,7 +12,12 @@ except pmcfg.ConfigError as err:
 
 CELLS = pmcfg.cells(config)
 ALIAS = r"[A-Za-z0-9.\-]+"
-PLOTS = ["accuracy_by_iteration", "diversity_vs_accuracy", "token_cost", "ours_vs_paper"]
+PLOTS = [
+    "accuracy_by_iteration",
+    "diversity_vs_accuracy",
+    "token_cost",
+    "ours_vs_paper",
+]
 
 
 wildcard_constraints:

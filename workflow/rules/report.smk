@@ -13,12 +13,12 @@ rule cell_report:
             caption="../report/significance.rst",
             category="Cells",
         ),
-    params:
-        embedder=config["bank"].get("embedder"),
     log:
         "logs/report/{dataset}_{backbone}.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        embedder=config["bank"].get("embedder"),
     script:
         "../scripts/cell_report.py"
 
@@ -28,18 +28,28 @@ rule summary_report:
     input:
         cells=[f"reports/{d}_{b}.csv" for d, b, _ in CELLS],
     output:
-        table_csv=report("reports/table1.csv", caption="../report/table1.rst", category="Summary"),
-        table_md=report("reports/table1.md", caption="../report/table1.rst", category="Summary"),
-        html=report("reports/index.html", caption="../report/index.rst", category="Summary"),
+        table_csv=report(
+            "reports/table1.csv", caption="../report/table1.rst", category="Summary"
+        ),
+        table_md=report(
+            "reports/table1.md", caption="../report/table1.rst", category="Summary"
+        ),
+        html=report(
+            "reports/index.html", caption="../report/index.rst", category="Summary"
+        ),
         plots=[
-            report(f"reports/plots/{name}.png", caption=f"../report/{name}.rst", category="Plots")
+            report(
+                f"reports/plots/{name}.png",
+                caption=f"../report/{name}.rst",
+                category="Plots",
+            )
             for name in PLOTS
         ],
-    params:
-        runs_root="results/eval",
     log:
         "logs/report/summary.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        runs_root="results/eval",
     script:
         "../scripts/summary_report.py"
