@@ -133,3 +133,11 @@ def test_lint_is_clean():
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Lints for" not in res.stdout, res.stdout
+    fmt = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr

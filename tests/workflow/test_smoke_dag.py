@@ -45,10 +45,14 @@ def test_run_outputs_are_complete(smoke_run):
 
 
 def test_parammem_reaches_the_agent_prompts(smoke_run):
-    samples = pd.read_parquet(next((REPO / "results" / "parammem" / "samples").rglob("humaneval.parquet")))
+    samples = pd.read_parquet(
+        next((REPO / "results" / "parammem" / "samples").rglob("humaneval.parquet"))
+    )
     traj = pd.read_parquet(RUNS / "paramagent" / "trajectory.parquet")
     first = traj[(traj.iteration == 1) & (traj.role == "solve")].iloc[0]
-    advice = samples[(samples.task_id == first.problem_id) & (samples.iteration == 1)].reflection.iloc[0]
+    advice = samples[
+        (samples.task_id == first.problem_id) & (samples.iteration == 1)
+    ].reflection.iloc[0]
     assert advice.strip() and advice.strip()[:60] in json.loads(first.prompt)[-1][1]
 
 
@@ -68,6 +72,11 @@ def test_report_html_has_table_and_plots(smoke_run):
 
 
 def test_second_run_has_nothing_to_do(smoke_run):
-    res = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/smoke", "-n", "all"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", "profiles/smoke", "-n", "all"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
