@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -212,4 +213,21 @@ def test_train_lora_smoke_loss_falls_and_adapter_changes_output(smoke_model_dir,
     tuned = PeftModel.from_pretrained(base, str(out))
     after = _greedy(tuned, tok, unseen)
     assert after != before
-    assert after.startswith(MARK), after
+    # the learnt style (upper-case PITFALL headings) shows, and the base never writes it
+    assert "PITFALL" in after and "PITFALL" not in before, (before, after)
+
+    # the same through the project's backend with a per-request adapter (ParamAgent's path)
+    try:
+        from parammem.backends import engine_class, load_backend
+
+        engine_class("hf")
+    except (ImportError, AttributeError, KeyError):
+        return  # the hf engine has not landed in this checkout
+    from parammem.backends.base import GenerationRequest
+
+    backend = load_backend("hf", smoke_model_dir)
+    req = GenerationRequest(messages=reflector_messages(unseen), temperature=0.0, max_tokens=20)
+    base_out, tuned_out = backend.generate([req, replace(req, adapter=str(out))])
+    assert base_out.error is None and tuned_out.error is None
+    assert tuned_out.text != base_out.text
+    assert "PITFALL" in tuned_out.text and "PITFALL" not in base_out.text

@@ -107,6 +107,10 @@ def test_degeneracy_rules_each_reason():
 
 def test_trim_unfinished():
     assert trim_unfinished("a complete line\nan unfinished li") == "a complete line"
+    # headings left without their content go too
+    cut = "1. **Empty**: return 0.\n\n2. **Off-by-one**:\n   - the"
+    assert trim_unfinished(cut) == "1. **Empty**: return 0."
+    assert trim_unfinished("1. **A**: fine.\n2. **Types**\n3.\n- x") == "1. **A**: fine."
     assert trim_unfinished("One sentence. Another one that is cut") == "One sentence."
     assert trim_unfinished("no sentence end at all") == ""
     # an unclosed code fence is not kept open

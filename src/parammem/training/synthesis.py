@@ -22,7 +22,6 @@ Degenerate outputs (checked in this order; the first match is the reason):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from parammem.backends.base import Backend, Completion, GenerationRequest
+from parammem.seeding import derive_seed
 from parammem.tasks.base import Problem
 from parammem.training.prompts import problem_text, teacher_messages
 
@@ -74,6 +74,7 @@ _SPECIAL_TOKENS = re.compile(
 )
 _WORD = re.compile(r"\w+")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+_BARE_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*#]+)?\s*(?:\*\*[^*]*\*\*)?\s*$")
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,11 @@ def trim_unfinished(text: str) -> str:
     paragraph, to its last complete sentence. Returns "" when nothing complete remains."""
     text = text.rstrip()
     if "\n" in text:
-        head = text.rsplit("\n", 1)[0].rstrip()
+        lines = text.split("\n")[:-1]
+        # Drop trailing headings whose content never came ("3. **Off-by-one**:", "- ").
+        while lines and (lines[-1].rstrip().endswith(":") or _BARE_ITEM.match(lines[-1])):
+            lines.pop()
+        head = "\n".join(lines).rstrip()
         # An unclosed code fence in what is kept would swallow everything after it.
         if head.count("```") % 2:
             head = head[: head.rfind("```")].rstrip()
@@ -178,8 +183,7 @@ def classify(
 
 def sample_seed_base(seed: int, task_id: str) -> int:
     """Per-problem seed: stable across runs and independent of the problem's position."""
-    digest = hashlib.sha256(f"{seed}:{task_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+    return derive_seed(seed, "synthesis", task_id)
 
 
 def synthesize(
