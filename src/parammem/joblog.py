@@ -15,6 +15,7 @@ def start_job(log_path: str, threads: int) -> None:
     """
     os.environ["OMP_NUM_THREADS"] = str(max(1, int(threads)))
     sys.stderr = open(log_path, "w", buffering=1)  # noqa: SIM115 - lives as long as the job
+    sys.stdout = sys.stderr  # trainers print their logs to stdout
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,

@@ -31,7 +31,7 @@ def synthesize_domain(
     of that domain in this config."""
     from parammem.engine import open_backend
     from parammem.methods.runner import eval_problems, task_for
-    from parammem.training.synthesis import synthesize
+    from parammem.training.synthesis import synthesize, write_parquet
 
     pm = config["parammem"]
     eval_probs = [p for d in eval_datasets for p in eval_problems(config, task_for(config, d), d)]
@@ -53,7 +53,7 @@ def synthesize_domain(
             f"teacher {teacher} produced no usable reflection for {domain}: {counts}"
         )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    df.to_parquet(out)
+    write_parquet(df, out, counts)  # drop counts travel with the data
     log.info("synthesis %s/%s: %s", teacher, domain, counts)
     return counts
 

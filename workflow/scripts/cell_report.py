@@ -3,7 +3,6 @@ import sys
 from parammem.joblog import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
-sys.stdout = sys.stderr
 
 from parammem.cli import main
 
