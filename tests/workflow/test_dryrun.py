@@ -15,6 +15,15 @@ from parammem import config as pmcfg
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TABLE1_METHODS = {
+    "base",
+    "reflexion",
+    "retroformer",
+    "dot",
+    "dot_bank",
+    "paramagent",
+    "paramagent_plus",
+}
 
 
 def dry_run(*args: str) -> subprocess.CompletedProcess:
@@ -73,17 +82,7 @@ def test_single_cell_builds_only_what_it_needs():
     assert res.returncode == 0, res.stderr + res.stdout
     listed = jobs(res.stdout)
     evals = {w["method"] for r, w in listed if r == "evaluate"}
-    assert evals == {
-        "base",
-        "reflexion",
-        "retroformer",
-        "dot",
-        "dot_bank",
-        "paramagent",
-        "paramagent_plus",
-        "paramagent_selfteach",
-        "paramagent_plus_selfteach",
-    }
+    assert evals == TABLE1_METHODS | {"paramagent_selfteach", "paramagent_plus_selfteach"}
     assert {w["backbone"] for r, w in listed if r == "evaluate"} == {"llama8b"}
     assert {w["dataset"] for r, w in listed if r == "evaluate"} == {"humaneval"}
     assert {
@@ -100,15 +99,7 @@ def test_smoke_profile_dag_has_every_method():
     res = dry_run("--profile", "profiles/smoke", "all")
     assert res.returncode == 0, res.stderr + res.stdout
     evals = {w["method"] for r, w in jobs(res.stdout) if r == "evaluate"}
-    assert evals == {
-        "base",
-        "reflexion",
-        "retroformer",
-        "dot",
-        "dot_bank",
-        "paramagent",
-        "paramagent_plus",
-    }
+    assert evals == TABLE1_METHODS
 
 
 @pytest.mark.parametrize(
