@@ -97,7 +97,9 @@ def run_cell(
     if two_stage:
         if not stage1:
             raise ValueError(f"{method} needs the stage-1 run of {STAGE1_OF[method]} (stage1=...)")
-        stage1_eps, stage1_traj, stage1_wall = _load_stage1(Path(stage1), problems)
+        run1 = Path(stage1)
+        run1 = run1.parent if run1.name == "metrics.json" else run1  # the run dir or its metrics
+        stage1_eps, stage1_traj, stage1_wall = _load_stage1(run1, problems)
     parammem = None
     if uses_parammem(method):
         from parammem.memory.parametric import ParamMemReader
