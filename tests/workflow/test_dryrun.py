@@ -96,7 +96,7 @@ def test_single_cell_builds_only_what_it_needs():
 
 
 def test_smoke_profile_dag_has_every_method():
-    res = dry_run("--profile", "profiles/smoke", "all")
+    res = dry_run("--profile", "profiles/smoke", "--forceall", "all")  # even after a smoke run
     assert res.returncode == 0, res.stderr + res.stdout
     evals = {w["method"] for r, w in jobs(res.stdout) if r == "evaluate"}
     assert evals == TABLE1_METHODS
