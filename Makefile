@@ -30,7 +30,8 @@ $(VENV)/.installed: pyproject.toml
 # Chromium for the report rendering check.
 install-system:
 	$(SUDO) bash tests/integration/local_slurm.sh install
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }
 
 # vLLM's CPU build lives in its own venv (it pulls packages that break the main one).
 install-vllm: $(VLLM_VENV)/.installed
