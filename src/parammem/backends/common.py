@@ -51,6 +51,44 @@ def render_chat(tokenizer, request: GenerationRequest) -> str:
     )
 
 
+@dataclass
+class Prepared:
+    """One request ready for an engine: its token ids, the generation budget left by the
+    context window, and the engine's handle for its adapter (None = base model)."""
+
+    index: int
+    ids: list[int]
+    max_new: int
+    adapter: object
+
+
+def prepare_requests(
+    tokenizer, requests: Sequence[GenerationRequest], max_model_len: int, model_id: str, resolve
+) -> tuple[list[Prepared], dict[int, str], dict[int, int]]:
+    """Render and tokenize every request. A request that cannot be served (bad adapter via
+    `resolve(path)`, no chat template, prompt filling the context window) gets an error of
+    its own, keyed by its index, instead of failing the batch. Returns (prepared, errors,
+    prompt token counts)."""
+    prepared: list[Prepared] = []
+    errors: dict[int, str] = {}
+    prompt_lens: dict[int, int] = {}
+    for ri, req in enumerate(requests):
+        try:
+            adapter = resolve(req.adapter) if req.adapter else None
+            ids = tokenizer(render_chat(tokenizer, req), add_special_tokens=False)["input_ids"]
+        except Exception as err:  # noqa: BLE001 - reported on this request only
+            errors[ri] = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+            continue
+        prompt_lens[ri] = len(ids)
+        if len(ids) >= max_model_len:
+            errors[ri] = overflow_message(model_id, req.adapter, len(ids), max_model_len)
+            continue
+        prepared.append(
+            Prepared(ri, ids, min(int(req.max_tokens), max_model_len - len(ids)), adapter)
+        )
+    return prepared, errors, prompt_lens
+
+
 def overflow_message(model_id: str, adapter: str | None, prompt_tokens: int, limit: int) -> str:
     where = f"model {model_id}" + (f" with adapter {adapter}" if adapter else "")
     return (

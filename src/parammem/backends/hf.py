@@ -37,9 +37,8 @@ from parammem.backends.common import (
     log,
     log_call,
     oom_message,
-    overflow_message,
+    prepare_requests,
     progress_enabled,
-    render_chat,
 )
 
 
@@ -249,39 +248,24 @@ class HFBackend:
         from tqdm.auto import tqdm
 
         start = time.perf_counter()
-        errors: dict[int, str] = {}
-        prompt_lens: dict[int, int] = {}
+        prepared, errors, prompt_lens = prepare_requests(
+            self.tokenizer, requests, self.max_model_len, self.model_id, self._adapter_name
+        )
         rows: list[_Row] = []
-        for ri, req in enumerate(requests):
-            try:
-                adapter = self._adapter_name(req.adapter) if req.adapter else None
-                ids = self.tokenizer(render_chat(self.tokenizer, req), add_special_tokens=False)[
-                    "input_ids"
-                ]
-            except Exception as err:  # noqa: BLE001 - reported on this request only
-                errors[ri] = (
-                    str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
-                )
-                continue
-            prompt_lens[ri] = len(ids)
-            if len(ids) >= self.max_model_len:
-                errors[ri] = overflow_message(
-                    self.model_id, req.adapter, len(ids), self.max_model_len
-                )
-                continue
-            max_new = min(int(req.max_tokens), self.max_model_len - len(ids))
+        for p in prepared:
+            req = requests[p.index]
             for i in range(req.n):
                 rows.append(
                     _Row(
-                        ri,
+                        p.index,
                         i,
-                        ids,
-                        max_new,
+                        p.ids,
+                        p.max_new,
                         float(req.temperature),
                         float(req.top_p),
                         tuple(req.stop),
                         req.sample_seed(i),
-                        adapter,
+                        p.adapter,
                     )
                 )
         # Group by adapter, longest prompts first (less padding); cut into micro-batches.

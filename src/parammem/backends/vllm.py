@@ -33,9 +33,8 @@ from parammem.backends.common import (
     log,
     log_call,
     oom_message,
-    overflow_message,
+    prepare_requests,
     progress_enabled,
-    render_chat,
 )
 
 CPU_KV_CACHE_BYTES = 2 << 30
@@ -151,38 +150,23 @@ class VLLMBackend:
         from vllm.inputs import TokensPrompt
 
         start = time.perf_counter()
-        errors: dict[int, str] = {}
-        prompt_lens: dict[int, int] = {}
+        prepared, errors, prompt_lens = prepare_requests(
+            self.tokenizer, requests, self.max_model_len, self.model_id, self._lora_request
+        )
         rows: list[tuple[int, int, object, object, object]] = []  # (req, sample, p, sp, lora)
-        for ri, req in enumerate(requests):
-            try:
-                lora = self._lora_request(req.adapter) if req.adapter else None
-                ids = self.tokenizer(render_chat(self.tokenizer, req), add_special_tokens=False)[
-                    "input_ids"
-                ]
-            except Exception as err:  # noqa: BLE001 - reported on this request only
-                errors[ri] = (
-                    str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
-                )
-                continue
-            prompt_lens[ri] = len(ids)
-            if len(ids) >= self.max_model_len:
-                errors[ri] = overflow_message(
-                    self.model_id, req.adapter, len(ids), self.max_model_len
-                )
-                continue
-            max_new = min(int(req.max_tokens), self.max_model_len - len(ids))
+        for p in prepared:
+            req = requests[p.index]
             for i in range(req.n):
                 params = SamplingParams(
                     n=1,
                     temperature=float(req.temperature),
                     top_p=float(req.top_p) if req.temperature > 0 else 1.0,
-                    max_tokens=max_new,
+                    max_tokens=p.max_new,
                     stop=list(req.stop) or None,
                     seed=req.sample_seed(i),
                     skip_special_tokens=True,
                 )
-                rows.append((ri, i, TokensPrompt(prompt_token_ids=ids), params, lora))
+                rows.append((p.index, i, TokensPrompt(prompt_token_ids=p.ids), params, p.adapter))
 
         results = self._run_isolating(rows, requests) if rows else {}
         share = (time.perf_counter() - start) / max(1, len(rows))

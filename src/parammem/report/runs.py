@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from parammem.config import METHODS
+
 METRICS = "metrics.json"
 EPISODES = "episodes.parquet"
 TRAJECTORY = "trajectory.parquet"
@@ -23,17 +25,8 @@ REQUIRED_TRAJECTORY = ("problem_id", "role", "response")
 
 # Canonical orders for tables and plots; anything else sorts after, alphabetically.
 DATASET_ORDER = ("humaneval", "mbpp", "livecodebench", "math", "hotpotqa", "2wiki")
-METHOD_ORDER = (
-    "base",
-    "reflexion",
-    "retroformer",
-    "dot",
-    "dot_bank",
-    "paramagent",
-    "paramagent_plus",
-    "memgen",
-    "tmem",
-)
+# The suite's methods in config order, then the paper-only rows of Table 1.
+METHOD_ORDER = (*METHODS, "memgen", "tmem")
 BACKBONE_ORDER = ("llama8b", "mistral7b", "qwen1.5b")
 METHOD_LABELS = {
     "base": "Base",
