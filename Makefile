@@ -43,7 +43,7 @@ smoke: install
 	$(VENV)/bin/snakemake --profile profiles/smoke all
 
 test: install install-system install-vllm
-	$(PY) -m pytest -m "" --timeout=3600 tests
+	$(PY) -m pytest -m "" --timeout=3600 --durations=15 tests
 	$(VLLM_VENV)/bin/python -m pytest -m vllm tests/unit/test_backend_vllm.py
 
 test-fast: install
