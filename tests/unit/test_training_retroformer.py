@@ -16,6 +16,7 @@ from parammem.training.retroformer import (
     POLICY,
     collect_rollouts,
     make_batches,
+    paired_heldout,
     pg_update,
     policy_parameters,
     reflection_rewards,
@@ -104,6 +105,25 @@ def test_rloo_advantage_is_zero_for_equal_rewards_and_leave_one_out_otherwise():
     )
     adv = rloo_advantages(df).tolist()
     assert adv == pytest.approx([0.75, -0.75, 0.0, 0.0, 0.0, 0.0])
+
+
+def test_paired_heldout_pairs_by_problem_iteration_and_sample():
+    def traj(rewards):  # {(problem, candidate): reward} -> reflect rows at iteration 2
+        rows = [
+            {**_row(p, 2, "reflect", candidate=c), "reward": r} for (p, c), r in rewards.items()
+        ]
+        return pd.DataFrame(rows + [{**_row("x", 1, "solve", 0.0), "reward": None}])
+
+    base = traj({("a", 0): 0.0, ("a", 1): 0.5, ("b", 0): 1.0, ("c", 0): 0.0})
+    trained = traj({("a", 0): 1.0, ("a", 1): 0.5, ("b", 0): 0.0, ("d", 0): 1.0})
+    out = paired_heldout(base, trained)
+    # c and d have no partner; per-problem mean differences: a = +0.5, b = -1.0
+    assert (out["pairs"], out["problems"]) == (3, 2)
+    assert out["mean_difference"] == pytest.approx(-0.25)
+    assert (out["trained_better"], out["base_better"], out["ties"]) == (1, 1, 1)
+    lo, hi = out["ci95"]
+    assert -1.0 <= lo <= out["mean_difference"] <= hi <= 0.5
+    assert paired_heldout(base.iloc[:0], trained)["mean_difference"] is None
 
 
 def test_make_batches_keeps_prompt_groups_together():
@@ -388,6 +408,7 @@ def test_train_from_config_writes_adapter_log_and_card(smoke_model_dir, tmp_path
         assert {"mean_reward", "kl", "update_norm", "grad_norm"} <= set(u)
     assert log["heldout"]["base"]["reflections"] == 4  # 2 problems x 2 samples, 1 step
     assert result["heldout_reward_base"] == log["heldout"]["base"]["mean_reward"]
+    assert log["heldout"]["paired"]["pairs"] == 4  # same seeds: every sample has a partner
     assert "Held-out reward" in (out / "README.md").read_text()
     assert (out / "train" / "rollouts_round2.parquet").is_file()
 

@@ -293,6 +293,36 @@ def rollout_summary(traj: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def paired_heldout(base: pd.DataFrame, trained: pd.DataFrame) -> dict[str, Any]:
+    """Trained minus base reflection reward on the held-out problems, paired by (problem,
+    iteration, sample): both runs use the same seeds and the same greedy actor, so a pair
+    differs only in the reflector. The 95% CI is a bootstrap over problems (a problem's
+    samples are not independent of each other)."""
+    from parammem.analysis.stats import bootstrap_ci
+
+    keys = ["problem_id", "iteration", "candidate"]
+
+    def rewards(traj: pd.DataFrame) -> pd.DataFrame:
+        if not len(traj):
+            return pd.DataFrame(columns=[*keys, "reward"])
+        refl = traj[(traj["role"] == "reflect") & traj["reward"].notna()]
+        return refl.loc[:, [*keys, "reward"]]
+
+    pairs = rewards(base).merge(rewards(trained), on=keys, suffixes=("_base", "_trained"))
+    diff = pairs["reward_trained"] - pairs["reward_base"]
+    per_problem = diff.groupby(pairs["problem_id"]).mean()
+    lo, hi = bootstrap_ci(per_problem.to_numpy()) if len(per_problem) else (None, None)
+    return {
+        "pairs": int(len(pairs)),
+        "problems": int(len(per_problem)),
+        "mean_difference": float(per_problem.mean()) if len(per_problem) else None,
+        "ci95": [lo, hi],
+        "trained_better": int((diff > 0).sum()),
+        "base_better": int((diff < 0).sum()),
+        "ties": int((diff == 0).sum()),
+    }
+
+
 # -- the trainable reflector ---------------------------------------------------------------
 def _lora_targets(model, target_modules: Sequence[str]) -> list[tuple[str, int, int]]:
     """(module name, in_features, out_features) of the linear layers a LoRA on
@@ -826,7 +856,11 @@ def train_from_config(
         "shared_model": policy.shared,
         "rounds": rounds,
         "updates": updates,
-        "heldout": {"base": base_summary, "trained": trained_summary},
+        "heldout": {
+            "base": base_summary,
+            "trained": trained_summary,
+            "paired": paired_heldout(held_base, held_trained),
+        },
         "seconds": time.perf_counter() - t_start,
     }
     (out / "training_log.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
@@ -836,6 +870,7 @@ def train_from_config(
         "updates": len(updates),
         "heldout_reward_base": base_summary["mean_reward"],
         "heldout_reward_trained": trained_summary["mean_reward"],
+        "heldout_paired": result["heldout"]["paired"],
         "seconds": result["seconds"],
     }
 
@@ -865,6 +900,15 @@ def model_card(result: dict[str, Any]) -> str:
         for name, h in (("base (untrained)", hb), ("trained", ht))
     )
     n_held = len(result["heldout_problems"])
+    pd_ = result["heldout"].get("paired") or {}
+    lo, hi = pd_.get("ci95") or (None, None)
+    paired = (
+        f"Paired by (problem, iteration, sample): trained - base = "
+        f"{f(pd_.get('mean_difference'))} (95% bootstrap CI over problems {f(lo)} .. {f(hi)}; "
+        f"{pd_.get('pairs', 0)} pairs on {pd_.get('problems', 0)} problems: trained better in "
+        f"{pd_.get('trained_better', 0)}, base better in {pd_.get('base_better', 0)}, "
+        f"{pd_.get('ties', 0)} ties)."
+    )
     return f"""# Retroformer retrospective LoRA ({result["backbone"]}, {result["dataset"]})
 
 LoRA (r={o["r"]}, alpha={o["alpha"]}, {", ".join(o["target_modules"])}) on
@@ -893,6 +937,8 @@ retry that read it - visible score of the attempt it reflected on.
 | reflector | reflections | mean reward | improved | worse | first reflection |
 |---|---|---|---|---|---|
 {held_rows}
+
+{paired}
 
 Wall time {result["seconds"]:.0f} s.
 """
