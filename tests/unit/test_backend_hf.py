@@ -50,6 +50,21 @@ def test_greedy_batch_equals_one_at_a_time(backend):
     assert batched[0].finish_reasons == ["length"] and batched[0].completion_tokens == 12
 
 
+def test_rows_sharing_a_prompt_share_one_prefill(backend):
+    a, b = chat(CODE_Q), chat("What is 17 * 3?")
+    seen = []  # (batch, length) of every forward through the embedding layer
+    embed = backend.base_model.get_input_embeddings()
+    hook = embed.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape)))
+    try:
+        texts = [c.text for c in backend.generate([a, b, a, b, a])]
+    finally:
+        hook.remove()
+    assert seen[0][0] == 2 and seen[0][1] > 10  # two distinct prompts prefilled
+    assert seen[1] == (5, 1)  # then five rows decode
+    alone = [backend.generate([r])[0].text for r in (a, b)]
+    assert texts == [alone[0], alone[1], alone[0], alone[1], alone[0]]
+
+
 def test_stop_strings_cut_the_text(backend):
     prompt = "List three fruits, one per line, no other text."
     full, cut, two = backend.generate(

@@ -3,9 +3,10 @@
 Every sample of every request becomes one *row* (sample i of a request is drawn with its own
 `torch.Generator` seeded `seed + i`). Rows are grouped by LoRA adapter (several adapters stay
 loaded on one base model; base rows run with adapters disabled), sorted by prompt length and
-cut into micro-batches of `batch_size`. A micro-batch is left-padded, prefilled once, then
-decoded token by token with a KV cache; rows that finish (EOS, a stop string, their own
-max_tokens) are dropped from the batch so the rest decode faster.
+cut into micro-batches of `batch_size`. A micro-batch is left-padded, prefilled once (rows
+that share a prompt share its prefill), then decoded token by token with a KV cache; rows
+that finish (EOS, a stop string, their own max_tokens) are dropped from the batch so the rest
+decode faster.
 
 Determinism (what is guaranteed): the same requests in the same batch give the same texts,
 bit for bit, run after run (CPU kernels are deterministic and each row samples with its own
@@ -391,14 +392,25 @@ class HFBackend:
         else:
             ctx, model = _nullcontext(), self.base_model
 
-        width = max(len(r.ids) for r in batch)
-        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for j, r in enumerate(batch):
-            input_ids[j, width - len(r.ids) :] = torch.tensor(r.ids, dtype=torch.long)
-            mask[j, width - len(r.ids) :] = 1
+        # Rows with the same prompt (the samples of one request, or equal requests) are
+        # prefilled once and their KV cache copied: on CPU a prompt token costs about as
+        # much as a generated one.
+        first: dict[tuple[int, ...], int] = {}
+        row_of = [first.setdefault(tuple(r.ids), len(first)) for r in batch]
+        prompts = [list(ids) for ids in first]
+        width = max(len(ids) for ids in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for j, ids in enumerate(prompts):
+            input_ids[j, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            mask[j, width - len(ids) :] = 1
         input_ids, mask = input_ids.to(dev), mask.to(dev)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        expand = (
+            torch.tensor(row_of, dtype=torch.long, device=dev)
+            if len(prompts) < len(batch)
+            else None
+        )
         gens = [torch.Generator(device="cpu").manual_seed(r.seed) for r in batch]
         stop_chars = max((len(s) for r in batch for s in r.stop), default=0)
 
@@ -413,6 +425,9 @@ class HFBackend:
                 use_cache=True,
                 logits_to_keep=1,
             ).logits[:, -1, :]
+            if expand is not None:  # one row per sample from here on
+                cache.batch_select_indices(expand)
+                logits, mask, positions = logits[expand], mask[expand], positions[expand]
             next_pos = positions[:, -1:] + 1
             while True:
                 tokens = self._pick(logits, [batch[j] for j in active], [gens[j] for j in active])
