@@ -52,14 +52,27 @@ def task_for(config: dict[str, Any], dataset: str, workers: int = 1):
 
     options = dict((config.get("dataset_options") or {}).get(dataset) or {})
     options.pop("limit", None)
+    options.pop("task_ids", None)
     if config.get("data_dir"):
         options["data_dir"] = config["data_dir"]
     return get_task(dataset, workers=max(1, workers), **options)
 
 
 def eval_problems(config: dict[str, Any], task, dataset: str) -> list[Problem]:
-    limit = ((config.get("dataset_options") or {}).get(dataset) or {}).get("limit")
-    return task.load(limit=limit)
+    """The evaluated problems: `dataset_options.<dataset>.task_ids` (in that order) if given,
+    else all; then the first `limit`."""
+    opts = (config.get("dataset_options") or {}).get(dataset) or {}
+    ids, limit = opts.get("task_ids"), opts.get("limit")
+    if not ids:
+        return task.load(limit=limit)
+    by_id = {p.task_id: p for p in task.load()}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise ValueError(
+            f"dataset_options.{dataset}.task_ids: {missing[:5]} not among the {len(by_id)} "
+            f"{dataset} problems (ids look like {next(iter(by_id), '?')!r})"
+        )
+    return [by_id[i] for i in dict.fromkeys(ids)][:limit]
 
 
 def run_cell(
