@@ -48,6 +48,8 @@ def test_run_outputs_are_complete(smoke_run):
         traj = pd.read_parquet(run / "trajectory.parquet")
         assert len(traj) >= N and traj["response"].str.len().gt(0).mean() > 0.9
         assert len(pd.read_parquet(run / "episodes.parquet")) == N
+        if method != "base":  # the preset holds problems the model fails: reflection runs
+            assert (traj["role"] == "reflect").any(), method
 
 
 def test_parammem_reaches_the_agent_prompts(smoke_run):
