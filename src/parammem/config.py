@@ -6,7 +6,11 @@ cannot express, so a bad value fails at load with the key named.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+# The workflow's schema, present in a source checkout (where the CLIs run from).
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 # Which reflection domain (prompts, ParamMem adapter, Retroformer adapter) a dataset uses.
 DATASET_DOMAIN = {
@@ -45,6 +49,33 @@ STAGE1_OF = {
 
 class ConfigError(ValueError):
     pass
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`: nested mappings merge, everything else replaces."""
+    out = dict(base)
+    for key, value in (over or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(paths: list[str]) -> dict[str, Any]:
+    """Config files overlaid in order, then checked as the Snakefile checks them (schema with
+    its defaults, then `check_references`), so a CLI run fails on the same bad keys."""
+    import yaml
+
+    config: dict[str, Any] = {}
+    for path in paths:
+        config = merge(config, yaml.safe_load(Path(path).read_text()) or {})
+    if SCHEMA.exists():
+        from snakemake.utils import validate
+
+        validate(config, str(SCHEMA))
+    check_references(config)
+    return config
 
 
 def uses_parammem(method: str) -> bool:

@@ -7,9 +7,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
-
-SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -36,26 +33,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="grading processes / threads")
 
 
-def load_validated(paths: list[str]) -> dict:
-    from parammem.config import check_references
-    from parammem.training.pg_cli import load_config
-
-    config = load_config(paths)
-    if SCHEMA.exists():  # a source checkout: the workflow's own validation and defaults
-        from snakemake.utils import validate
-
-        validate(config, str(SCHEMA))
-    check_references(config)
-    return config
-
-
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
+    from parammem.config import load_config
     from parammem.methods.runner import run_cell
 
-    config = load_validated(args.config)
+    config = load_config(args.config)
     if args.backbone not in config.get("backbones", {}):
         raise SystemExit(f"backbone {args.backbone!r} is not under `backbones` in the config")
     metrics = run_cell(

@@ -7,8 +7,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
-from typing import Any
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -41,29 +39,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in (over or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def load_config(paths: list[str]) -> dict[str, Any]:
-    import yaml
-
-    config: dict[str, Any] = {}
-    for path in paths:
-        config = merge(config, yaml.safe_load(Path(path).read_text()) or {})
-    return config
-
-
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
+    from parammem.config import load_config
     from parammem.training.retroformer import DEFAULTS, train_from_config
 
     config = load_config(args.config)
