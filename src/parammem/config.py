@@ -71,10 +71,34 @@ def load_config(paths: list[str]) -> dict[str, Any]:
     for path in paths:
         config = merge(config, yaml.safe_load(Path(path).read_text()) or {})
     if SCHEMA.exists():
-        from snakemake.utils import validate
-
-        validate(config, str(SCHEMA))
+        validate_config(config)
     check_references(config)
+    return config
+
+
+def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA) -> dict[str, Any]:
+    """Check `config` against the workflow's JSON schema and fill in its defaults, in place,
+    as the Snakefile's `snakemake.utils.validate` does (same jsonschema recipe), without
+    importing snakemake: job environments (envs/gpu-vllm.yaml) do not carry it."""
+    import jsonschema
+    import yaml
+    from jsonschema import Draft202012Validator, validators
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    check_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):
+        for name, prop in properties.items():
+            if isinstance(instance, dict) and "default" in prop:
+                instance.setdefault(name, prop["default"])
+        yield from check_properties(validator, properties, instance, subschema)
+
+    validator = validators.extend(Draft202012Validator, {"properties": set_defaults})(schema)
+    try:
+        validator.validate(config)
+    except jsonschema.ValidationError as err:
+        field = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise ValueError(f"config field {field}: {err.message} (schema {schema_path})") from None
     return config
 
 

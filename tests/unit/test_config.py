@@ -43,3 +43,30 @@ def test_selfteach_reads_a_parammem_taught_by_the_backbone_itself():
     assert pmcfg.teacher_for(PAPER, "paramagent", "mistral7b") == PAPER["parammem"]["teacher"]
     assert pmcfg.teacher_for(PAPER, "paramagent_selfteach", "llama8b") == "llama8b"
     assert pmcfg.reflector_for(PAPER, "qwen3next80b") == "llama8b"  # weak-to-strong
+
+
+@pytest.mark.parametrize(
+    "overlays", [["config.yaml"], ["config.yaml", "profiles/smoke/preset.yaml"]]
+)
+def test_cli_validation_fills_the_same_defaults_as_the_snakefile(overlays):
+    from snakemake.utils import validate
+
+    merged: dict = {}
+    for path in overlays:
+        merged = pmcfg.merge(merged, yaml.safe_load((REPO / path).read_text()))
+    by_snakemake = copy.deepcopy(merged)
+    validate(by_snakemake, str(pmcfg.SCHEMA))
+    ours = pmcfg.validate_config(copy.deepcopy(merged))
+    assert ours == by_snakemake
+    assert ours != merged  # the schema did fill defaults (else this compares nothing)
+
+
+def test_cli_validation_names_the_bad_field():
+    bad = copy.deepcopy(PAPER)
+    bad["retroformer"]["rollout_iters"] = 1
+    with pytest.raises(ValueError, match=r"retroformer\.rollout_iters"):
+        pmcfg.validate_config(bad)
+    bad = copy.deepcopy(PAPER)
+    bad["no_such_knob"] = 3
+    with pytest.raises(ValueError, match="no_such_knob"):
+        pmcfg.validate_config(bad)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from parammem.backends.scripted import ScriptedBackend
 from parammem.memory.episodic import EpisodicMemory
-from parammem.methods.core import Context, Episode, Settings, parse_asserts
+from parammem.methods.core import (
+    Context,
+    Episode,
+    Settings,
+    close_fence,
+    memory_block,
+    parse_asserts,
+)
 from parammem.methods.dot import DoT, parse_reflections, select_candidate
 from parammem.methods.reflexion import Reflexion
 from parammem.methods.runner import run_loop
@@ -149,3 +156,16 @@ def test_internal_tests_are_written_only_where_the_task_asks_and_invalid_lines_d
     fresh = [Episode(p) for p in task.load()]
     ctx2.write_internal_tests(fresh)
     assert ctx2.rows == [] and all(e.visible_tests is None for e in fresh)
+
+
+def test_a_reflection_cut_inside_a_code_block_does_not_leave_the_retry_prompt_in_it():
+    task = AnswerKeyTask(1)
+    episode = Episode(task.load()[0])
+    cut = "The loop is off by one.\n```python\ndef f(x):\n    return x"
+    episode.memory = EpisodicMemory([], [cut, "Use a set.\n```py\nset(x)\n```"])
+    block = memory_block(episode, focus="Check types.\n```python\nint(", advice="")
+    # every fence a model opened is closed before the prompt goes on
+    assert block.count("```") % 2 == 0
+    assert "    return x\n```" in block
+    assert "set(x)\n```\n" in block and "set(x)\n```\n```" not in block  # closed ones untouched
+    assert close_fence("no code at all ") == "no code at all"

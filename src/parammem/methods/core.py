@@ -267,16 +267,24 @@ def parse_asserts(text: str) -> list[str]:
     return out
 
 
+def close_fence(text: str) -> str:
+    """Model-written text cut off inside a ``` block (a reflection that hit its token cap)
+    gets the fence closed, so the retry prompt that quotes it keeps its structure instead
+    of leaving the actor inside an open code block."""
+    text = text.strip()
+    return text + "\n```" if text.count("```") % 2 else text
+
+
 def memory_block(episode: Episode, *, focus: str = "", advice: str = "") -> str:
     """The conditioning shown on a retry: episodic reflections, a focus, ParamMem advice."""
     text = episode.guidance
     if advice.strip():
-        text += prompts.MEMORY_PARAMMEM.format(advice=advice.strip())
+        text += prompts.MEMORY_PARAMMEM.format(advice=close_fence(advice))
     if episode.memory.reflections:
-        items = "\n".join(f"- {r.strip()}" for r in episode.memory.reflections)
+        items = "\n".join(f"- {close_fence(r)}" for r in episode.memory.reflections)
         text += prompts.MEMORY_REFLECTIONS.format(items=items)
     if focus.strip():
-        text += prompts.MEMORY_FOCUS.format(reflection=focus.strip())
+        text += prompts.MEMORY_FOCUS.format(reflection=close_fence(focus))
     return text
 
 
