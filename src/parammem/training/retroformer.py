@@ -107,8 +107,10 @@ def reflection_rewards(rows: pd.DataFrame | Sequence[dict[str, Any]]) -> pd.Data
     keys = [k for k in _KEYS if k in df.columns]
     cand = df["candidate"] if "candidate" in df else pd.Series(0, index=df.index)
     df = df.assign(candidate=cand.fillna(0).astype(int))
+    failed = df["error"].notna() if "error" in df else pd.Series(False, index=df.index)
     solve = df[df["role"] == "solve"]
-    score = pd.to_numeric(solve["visible_score"], errors="coerce")
+    # a call the engine could not answer has no score: its reflection gets no reward
+    score = pd.to_numeric(solve["visible_score"], errors="coerce").mask(failed[solve.index])
     after = (
         solve.assign(score_after=score)
         .drop_duplicates([*keys, "iteration", "candidate"], keep="last")
@@ -128,7 +130,7 @@ def reflection_rewards(rows: pd.DataFrame | Sequence[dict[str, Any]]) -> pd.Data
         .set_index("index")
     )
     out.index.name = refl.index.name
-    out["reward"] = out["score_after"] - out["score_before"]
+    out["reward"] = (out["score_after"] - out["score_before"]).mask(failed[out.index])
     return out
 
 
@@ -273,6 +275,21 @@ def collect_rollouts(
     return traj
 
 
+def require_answers(traj: pd.DataFrame, what: str, max_failed: float = 0.5) -> pd.DataFrame:
+    """Stop the job when more than `max_failed` of a rollout's model calls failed: that is a
+    broken engine or adapter, not a reflector to learn from. Fewer failures stay recorded
+    (`error`) and get no reward."""
+    if not len(traj) or "error" not in traj:
+        return traj
+    failed = traj["error"].notna()
+    if failed.mean() > max_failed:
+        raise RuntimeError(
+            f"{what}: {int(failed.sum())} of {len(traj)} model calls failed; first: "
+            f"{traj.loc[failed, 'error'].iloc[0]}"
+        )
+    return traj
+
+
 def rollout_summary(traj: pd.DataFrame) -> dict[str, Any]:
     """Mean reflection reward and friends over a rollout table (reflect rows with a reward)."""
     refl = traj[(traj["role"] == "reflect")] if len(traj) else traj
@@ -286,6 +303,7 @@ def rollout_summary(traj: pd.DataFrame) -> dict[str, Any]:
     }
     first = scored[scored["iteration"] == scored["iteration"].min()] if len(scored) else scored
     out["mean_reward_first_reflection"] = float(first["reward"].mean()) if len(first) else None
+    out["failed_calls"] = int(traj["error"].notna().sum()) if "error" in traj else 0
     solve = traj[(traj["role"] == "solve") & (traj["candidate"] == 0)] if len(traj) else traj
     if len(solve) and solve["hidden_passed"].notna().any():
         last = solve.sort_values("iteration").groupby("problem_id").tail(1)
@@ -765,17 +783,20 @@ def train_from_config(
     cell = {"method": "retroformer_train", "dataset": dataset, "backbone": backbone}
 
     def rollouts(problems, adapter, salt):
-        return collect_rollouts(
-            task,
-            problems,
-            actor_backend,
-            reflect_backend,
-            adapter,
-            settings,
-            cell,
-            salt=salt,
-            visible_tests=opts["visible_tests"],
-            **rollout,
+        return require_answers(
+            collect_rollouts(
+                task,
+                problems,
+                actor_backend,
+                reflect_backend,
+                adapter,
+                settings,
+                cell,
+                salt=salt,
+                visible_tests=opts["visible_tests"],
+                **rollout,
+            ),
+            f"rollout {salt} ({'base' if adapter is None else adapter})",
         )
 
     # Round 1 samples from the untrained reflector (the init adapter has B = 0: it *is* the
