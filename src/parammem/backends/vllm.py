@@ -107,8 +107,11 @@ class VLLMBackend:
             # discarded and its generator rewound with a CUDA-only call, which kills the
             # CPU engine ("CPU Generator does not use offset"); whole-prompt prefill avoids it.
             kwargs.setdefault("enable_chunked_prefill", False)
-            if max_model_len:
-                kwargs.setdefault("max_num_batched_tokens", max(int(max_model_len), 8192))
+            if max_model_len:  # without chunking a step must hold a whole prompt
+                kwargs.setdefault("max_num_batched_tokens", max(int(max_model_len), 4096))
+            # LoRA on CPU runs ~5x slower than the base model: a full step of prompts with an
+            # adapter outlasted vLLM's default 300 s per-step RPC timeout and killed the engine
+            os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "3600")
         start = time.perf_counter()
         try:
             self.llm = LLM(**kwargs)
