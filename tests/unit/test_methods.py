@@ -169,3 +169,17 @@ def test_a_reflection_cut_inside_a_code_block_does_not_leave_the_retry_prompt_in
     assert "    return x\n```" in block
     assert "set(x)\n```\n" in block and "set(x)\n```\n```" not in block  # closed ones untouched
     assert close_fence("no code at all ") == "no code at all"
+
+
+def test_every_trajectory_row_says_whether_the_call_hit_its_token_cap():
+    task = AnswerKeyTask(2)
+    # question 0 answers in one word; question 1 rambles past the default 1024-token cap
+    backend = ScriptedBackend(
+        lambda req, _: "gold_0" if "question 0" in user_text(req) else "x " * 1100
+    )
+    ctx = make_ctx(task, backend, max_iters=1)
+    episodes = [Episode(p) for p in task.load()]
+    run_loop(Reflexion(), ctx, episodes, max_iters=1)
+    by_pid = {r["problem_id"]: r for r in ctx.rows}
+    reasons = {pid: r["finish_reason"] for pid, r in by_pid.items()}
+    assert sorted(reasons.values()) == ["length", "stop"]

@@ -181,6 +181,8 @@ class Context:
                 "reflection": None,
                 "prompt_tokens": comp.prompt_tokens,
                 "completion_tokens": comp.completion_tokens,
+                # "length" = cut by max_tokens: a truncated answer is not the model's full one
+                "finish_reason": comp.finish_reasons[0] if comp.finish_reasons else None,
                 "seconds": comp.seconds,
                 "seed": req.seed,
                 "temperature": req.temperature,

@@ -99,6 +99,7 @@ TRAJECTORY_COLUMNS = [
     "prev_feedback",
     "prompt_tokens",
     "completion_tokens",
+    "finish_reason",
     "seconds",
     "seed",
     "temperature",

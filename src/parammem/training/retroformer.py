@@ -182,7 +182,6 @@ class SampledRetroformer(Retroformer):
         retries, reflections = [], []
         for call, (comp, row) in zip(calls, ctx.generate(calls), strict=True):
             row["reflection"] = comp.text
-            row["finish_reason"] = comp.finish_reasons[0] if comp.finish_reasons else None
             e = call.episode
             view = copy.copy(e)  # the episode as the retry of this sample sees it
             view.memory = EpisodicMemory(list(e.memory.trials), list(e.memory.reflections))
