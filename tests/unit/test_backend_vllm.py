@@ -187,3 +187,29 @@ def test_retroformer_job_on_vllm_serves_each_round_adapter_as_a_lora_request(
     assert log["heldout"]["base"]["reflections"] == 2  # the fake answers never pass
     assert log["heldout"]["paired"]["pairs"] == 2
     assert result["adapter"] == str(out)
+
+
+def test_a_dead_engine_stops_the_call_while_a_refused_request_fails_alone():
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    from parammem.backends.vllm import EngineDead, VLLMBackend
+
+    class Out:
+        outputs = ["text"]
+
+    class FakeLLM:  # refuses any batch holding prompt "bad"; dies on "die"
+        def generate(self, prompts, **_):
+            if "die" in prompts:
+                raise EngineDeadError()
+            if "bad" in prompts:
+                raise ValueError("prompt refused")
+            return [Out() for _ in prompts]
+
+    backend = VLLMBackend.__new__(VLLMBackend)  # no engine start: only the isolation logic
+    backend.llm, backend.model_id, backend.progress = FakeLLM(), "m", False
+    rows = [(0, 0, "ok", None, None), (1, 0, "bad", None, None), (2, 0, "ok", None, None)]
+    got = backend._run_isolating(rows, requests=None)
+    assert got[(0, 0)] == got[(2, 0)] == "text"
+    assert got[(1, 0)] == "vLLM failed for model m: ValueError: prompt refused"
+    with pytest.raises(EngineDead, match="engine died"):
+        backend._run_isolating([*rows, (3, 0, "die", None, None)], requests=None)

@@ -217,37 +217,41 @@ class VLLMBackend:
         )
         return {(r[0], r[1]): o.outputs[0] for r, o in zip(rows, outs, strict=True)}
 
+    def _try_run(self, rows) -> tuple[dict, BaseException | None]:
+        """`_run`, with vLLM's refusal returned instead of raised; a dead engine raises
+        `EngineDead` (every later request would fail too)."""
+        try:
+            return self._run(rows), None
+        except Exception as err:  # noqa: BLE001
+            _raise_if_engine_dead(err)
+            return {}, err
+
     def _run_isolating(self, rows, requests) -> dict:
         """One engine call for the batch; if it fails, retry per adapter group and then per
         row, so a bad request (or adapter) fails alone with a message naming it."""
-        try:
-            return self._run(rows)
-        except Exception as err:  # noqa: BLE001
-            _raise_if_engine_dead(err)
-            log.warning("vllm: batch of %d failed (%s); isolating the bad request", len(rows), err)
-        results: dict = {}
+        results, err = self._try_run(rows)
+        if err is None:
+            return results
+        log.warning("vllm: batch of %d failed (%s); isolating the bad request", len(rows), err)
         groups: dict[object, list] = {}
         for r in rows:
             groups.setdefault(r[4].lora_path if r[4] else None, []).append(r)
         for path, group in groups.items():
-            try:
-                results.update(self._run(group))
+            done, err = self._try_run(group)
+            if err is None:
+                results.update(done)
                 continue
-            except Exception as err:  # noqa: BLE001
-                _raise_if_engine_dead(err)
             for r in group:
-                try:
-                    results.update(self._run([r]))
-                except Exception as err:  # noqa: BLE001
-                    _raise_if_engine_dead(err)
-                    where = f"model {self.model_id}" + (f" with adapter {path}" if path else "")
-                    text = str(err)
-                    if "out of memory" in text.lower():
-                        results[(r[0], r[1])] = oom_message(self.model_id, path, text)
-                    else:
-                        results[(r[0], r[1])] = (
-                            f"vLLM failed for {where}: {type(err).__name__}: {text}"
-                        )
+                done, err = self._try_run([r])
+                if err is None:
+                    results.update(done)
+                    continue
+                where = f"model {self.model_id}" + (f" with adapter {path}" if path else "")
+                text = str(err)
+                if "out of memory" in text.lower():
+                    results[(r[0], r[1])] = oom_message(self.model_id, path, text)
+                else:
+                    results[(r[0], r[1])] = f"vLLM failed for {where}: {type(err).__name__}: {text}"
         return results
 
     def close(self) -> None:
