@@ -70,3 +70,18 @@ def test_cli_validation_names_the_bad_field():
     bad["no_such_knob"] = 3
     with pytest.raises(ValueError, match="no_such_knob"):
         pmcfg.validate_config(bad)
+
+
+@pytest.mark.parametrize("overlay", sorted((REPO / "benchmarks").glob("*.yaml")), ids=str)
+def test_benchmark_overlays_load_on_the_stack_their_command_names(overlay, data_dir):
+    """The README's demonstration commands stack config.yaml, the smoke preset and a
+    benchmarks/ overlay: that stack must pass validation and build its dataset's task."""
+    from parammem.methods.runner import task_for
+
+    stack = ["config.yaml", "profiles/smoke/preset.yaml", str(overlay.relative_to(REPO))]
+    command = " ".join(overlay.read_text().replace("#", " ").replace("\\", " ").split())
+    assert " ".join(f"--config {s}" for s in stack) in command
+    cfg = pmcfg.load_config([str(REPO / s) for s in stack])
+    for dataset in cfg["dataset_options"]:
+        task = task_for({**cfg, "data_dir": data_dir}, dataset)
+        assert task.aux_problems(limit=2)

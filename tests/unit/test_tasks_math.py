@@ -67,6 +67,25 @@ def test_aux_is_math_train_and_disjoint(math_task):
     assert not evals & {" ".join(a.prompt.split()) for a in aux}
 
 
+def test_aux_levels_keep_only_those_levels(data_dir, math_task):
+    easy = get_task("math", data_dir=data_dir, aux_levels=[1, 2]).aux_problems()
+    every = math_task.aux_problems()
+    assert {p.data["level"] for p in easy} == {1, 2}
+    assert [p.task_id for p in easy] == [p.task_id for p in every if p.data["level"] <= 2]
+    assert len(easy) == 130
+    for bad in ([], [0], [6], ["2"]):
+        with pytest.raises(ValueError, match="aux_levels"):
+            get_task("math", data_dir=data_dir, aux_levels=bad)
+
+
+def test_config_rejects_an_option_the_dataset_does_not_take(data_dir):
+    from parammem.methods.runner import task_for
+
+    config = {"data_dir": data_dir, "dataset_options": {"gsm8k": {"aux_levels": [1]}}}
+    with pytest.raises(ValueError, match=r"dataset_options\.gsm8k: .*aux_levels"):
+        task_for(config, "gsm8k")
+
+
 def test_gsm8k(data_dir):
     task = get_task("gsm8k", data_dir=data_dir)
     problems = task.load()

@@ -55,7 +55,13 @@ def task_for(config: dict[str, Any], dataset: str, workers: int = 1):
     options.pop("task_ids", None)
     if config.get("data_dir"):
         options["data_dir"] = config["data_dir"]
-    return get_task(dataset, workers=max(1, workers), **options)
+    try:
+        return get_task(dataset, workers=max(1, workers), **options)
+    except TypeError as exc:  # an option this dataset's task does not take
+        if "unexpected keyword" not in str(exc):
+            raise
+        reason = str(exc).split(")")[-1].strip()  # "got an unexpected keyword argument 'x'"
+        raise ValueError(f"dataset_options.{dataset}: {reason}") from None
 
 
 def eval_problems(config: dict[str, Any], task, dataset: str) -> list[Problem]:

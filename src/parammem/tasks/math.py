@@ -12,7 +12,9 @@ Feedback is Right/Wrong against the answer key; the grade is math-verify equival
 of the extracted final answer (\\boxed{...}, else "the answer is ...").
 Auxiliary problems: MATH train (``<data_dir>/math_train_sample.jsonl``, 500 drawn from
 the 7,500; hub: ``nlile/hendrycks-MATH-benchmark`` train, the set the paper's code
-used), minus anything whose id or problem text is in the eval set (asserted).
+used), minus anything whose id or problem text is in the eval set (asserted). Option
+``aux_levels`` keeps only auxiliary problems of those difficulty levels (1-5), e.g. to train
+a small model's reflector on problems its retries can still fix.
 """
 
 from __future__ import annotations
@@ -105,12 +107,22 @@ class MathTask(AnswerTask):
     domain = "math"
 
     def __init__(
-        self, data_dir=None, source=None, timeout=None, workers=None, subset: str = "paper"
+        self,
+        data_dir=None,
+        source=None,
+        timeout=None,
+        workers=None,
+        subset: str = "paper",
+        aux_levels: Sequence[int] | None = None,
     ) -> None:
         super().__init__(data_dir, source, timeout, workers)
         if subset not in ("paper", "math500"):
             raise ValueError("math subset must be 'paper' or 'math500'")
+        bad = [x for x in aux_levels or () if not isinstance(x, int) or not 1 <= x <= 5]
+        if bad or (aux_levels is not None and not aux_levels):
+            raise ValueError(f"math aux_levels must be levels 1-5, got {aux_levels!r}")
         self.subset = subset
+        self.aux_levels = set(aux_levels) if aux_levels else None
 
     def _load_eval(self) -> list[Problem]:
         rel = PAPER_FILE if self.subset == "paper" else MATH500_FILE
@@ -163,7 +175,7 @@ class MathTask(AnswerTask):
         aux = []
         for i, r in enumerate(rows):
             p = math_problem(r, r.get("unique_id") or f"math-train/{i}")
-            if p.data["answer"]:
+            if p.data["answer"] and (self.aux_levels is None or p.data["level"] in self.aux_levels):
                 aux.append(p)
         evals = self.load()
         aux = drop_overlap(evals, aux, lambda p: norm_text(p.prompt))
