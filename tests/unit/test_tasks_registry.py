@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parammem.tasks import DatasetNotFoundError, available_tasks, get_task
+from parammem.tasks import DatasetNotFoundError, UnknownTaskOption, available_tasks, get_task
 from parammem.tasks.base import Task
 
 NAMES = ["humaneval", "mbpp", "livecodebench", "math", "hotpotqa", "2wiki", "gsm8k"]
@@ -26,6 +26,8 @@ def test_unknown_task_and_option():
         get_task("nope")
     with pytest.raises(TypeError):
         get_task("math", colour="blue")
+    with pytest.raises(UnknownTaskOption, match=r"'mbpp' takes no option aux_levels .*subset"):
+        get_task("mbpp", aux_levels=[1])
 
 
 def test_data_dir_defaults_to_env(monkeypatch, data_dir):

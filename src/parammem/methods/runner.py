@@ -48,7 +48,7 @@ def _record(ctx: Context, episodes: list[Episode]) -> None:
 
 
 def task_for(config: dict[str, Any], dataset: str, workers: int = 1):
-    from parammem.tasks import get_task
+    from parammem.tasks import UnknownTaskOption, get_task
 
     options = dict((config.get("dataset_options") or {}).get(dataset) or {})
     options.pop("limit", None)
@@ -57,11 +57,8 @@ def task_for(config: dict[str, Any], dataset: str, workers: int = 1):
         options["data_dir"] = config["data_dir"]
     try:
         return get_task(dataset, workers=max(1, workers), **options)
-    except TypeError as exc:  # an option this dataset's task does not take
-        if "unexpected keyword" not in str(exc):
-            raise
-        reason = str(exc).split(")")[-1].strip()  # "got an unexpected keyword argument 'x'"
-        raise ValueError(f"dataset_options.{dataset}: {reason}") from None
+    except UnknownTaskOption as exc:
+        raise ValueError(f"dataset_options.{dataset}: {exc}") from None
 
 
 def eval_problems(config: dict[str, Any], task, dataset: str) -> list[Problem]:

@@ -13,6 +13,7 @@ candidates). Modules are imported only when their task is asked for.
 from __future__ import annotations
 
 import importlib
+import inspect
 
 from parammem.tasks._common import DatasetNotFoundError
 from parammem.tasks.base import Feedback, Grade, Problem, Task, check_disjoint
@@ -33,6 +34,7 @@ __all__ = [
     "Grade",
     "Problem",
     "Task",
+    "UnknownTaskOption",
     "available_tasks",
     "check_disjoint",
     "get_task",
@@ -49,4 +51,16 @@ def get_task(name: str, **options) -> Task:
     if key not in _REGISTRY:
         raise KeyError(f"unknown task {name!r}; available: {', '.join(_REGISTRY)}")
     module, cls = _REGISTRY[key].split(":")
-    return getattr(importlib.import_module(module), cls)(**options)
+    task_cls = getattr(importlib.import_module(module), cls)
+    takes = set(inspect.signature(task_cls).parameters)
+    unknown = sorted(set(options) - takes)
+    if unknown:
+        raise UnknownTaskOption(
+            f"task {key!r} takes no option {', '.join(unknown)} "
+            f"(it takes {', '.join(sorted(takes))})"
+        )
+    return task_cls(**options)
+
+
+class UnknownTaskOption(TypeError):
+    """An option the task's constructor does not take (named, with the ones it does)."""

@@ -118,11 +118,12 @@ class MathTask(AnswerTask):
         super().__init__(data_dir, source, timeout, workers)
         if subset not in ("paper", "math500"):
             raise ValueError("math subset must be 'paper' or 'math500'")
-        bad = [x for x in aux_levels or () if not isinstance(x, int) or not 1 <= x <= 5]
-        if bad or (aux_levels is not None and not aux_levels):
+        if aux_levels is not None and (
+            not aux_levels or any(not isinstance(x, int) or not 1 <= x <= 5 for x in aux_levels)
+        ):
             raise ValueError(f"math aux_levels must be levels 1-5, got {aux_levels!r}")
         self.subset = subset
-        self.aux_levels = set(aux_levels) if aux_levels else None
+        self.aux_levels = None if aux_levels is None else set(aux_levels)
 
     def _load_eval(self) -> list[Problem]:
         rel = PAPER_FILE if self.subset == "paper" else MATH500_FILE
