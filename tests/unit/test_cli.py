@@ -30,3 +30,25 @@ def test_evaluate_rejects_a_bad_config_value_naming_the_key(tmp_path):
     with pytest.raises(Exception, match="task_ids"):
         main(argv + ["--out", str(tmp_path / "run")])
     assert not (tmp_path / "run").exists()
+
+
+def test_train_retroformer_set_overrides_knobs_and_rejects_unknown_ones(monkeypatch):
+    import parammem.training.retroformer as retro
+
+    seen = {}
+
+    def fake_train(config, backbone, dataset, out):
+        seen.update(config["retroformer"], backbone=backbone, dataset=dataset)
+        return {}
+
+    monkeypatch.setattr(retro, "train_from_config", fake_train)
+    argv = ["train-retroformer", "--config", str(REPO / "config.yaml")]
+    argv += ["--backbone", "qwen1.5b", "--dataset", "math", "--out", "unused"]
+    # the README's third MATH run is written as these overrides
+    sets = ["rollout_problems=80", "max_tokens=128", "lr=2.0e-4", 'target_modules=["q_proj"]']
+    assert main(argv + [a for s in sets for a in ("--set", s)]) == 0
+    assert seen["rollout_problems"] == 80 and seen["max_tokens"] == 128
+    assert seen["lr"] == pytest.approx(2e-4) and seen["target_modules"] == ["q_proj"]
+    assert (seen["backbone"], seen["dataset"]) == ("qwen1.5b", "math")
+    with pytest.raises(SystemExit, match="KNOB=VALUE with KNOB in"):
+        main(argv + ["--set", "learning_rate=1e-4"])
