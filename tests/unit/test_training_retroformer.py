@@ -149,6 +149,9 @@ def test_paired_heldout_pairs_by_problem_iteration_and_sample():
     assert (out["trained_better"], out["base_better"], out["ties"]) == (1, 1, 1)
     lo, hi = out["ci95"]
     assert -1.0 <= lo <= out["mean_difference"] <= hi <= 0.5
+    # SD of (+0.5, -1.0) = 1.0607; detectable effect = 2.8 * SD / sqrt(2)
+    assert out["per_problem_sd"] == pytest.approx(1.5 / 2**0.5)
+    assert out["detectable_effect"] == pytest.approx(2.8 * 1.5 / 2)
     assert paired_heldout(base.iloc[:0], trained)["mean_difference"] is None
 
 
@@ -435,7 +438,9 @@ def test_train_from_config_writes_adapter_log_and_card(smoke_model_dir, tmp_path
     assert log["heldout"]["base"]["reflections"] == 4  # 2 problems x 2 samples, 1 step
     assert result["heldout_reward_base"] == log["heldout"]["base"]["mean_reward"]
     assert log["heldout"]["paired"]["pairs"] == 4  # same seeds: every sample has a partner
-    assert "Held-out reward" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "Held-out reward" in card and "with 80% power" in card
+    assert "detectable_effect" in log["heldout"]["paired"]
     assert (out / "train" / "rollouts_round2.parquet").is_file()
 
 

@@ -328,12 +328,18 @@ def paired_heldout(base: pd.DataFrame, trained: pd.DataFrame) -> dict[str, Any]:
     pairs = rewards(base).merge(rewards(trained), on=keys, suffixes=("_base", "_trained"))
     diff = pairs["reward_trained"] - pairs["reward_base"]
     per_problem = diff.groupby(pairs["problem_id"]).mean()
-    lo, hi = bootstrap_ci(per_problem.to_numpy()) if len(per_problem) else (None, None)
+    n = len(per_problem)
+    lo, hi = bootstrap_ci(per_problem.to_numpy()) if n else (None, None)
+    sd = float(per_problem.std()) if n > 1 else None
     return {
         "pairs": int(len(pairs)),
-        "problems": int(len(per_problem)),
-        "mean_difference": float(per_problem.mean()) if len(per_problem) else None,
+        "problems": int(n),
+        "mean_difference": float(per_problem.mean()) if n else None,
         "ci95": [lo, hi],
+        "per_problem_sd": sd,
+        # the smallest true difference this many problems finds 80% of the time (two-sided
+        # 5% test, normal approximation): tells a null result from an underpowered one
+        "detectable_effect": (1.96 + 0.84) * sd / math.sqrt(n) if sd is not None else None,
         "trained_better": int((diff > 0).sum()),
         "base_better": int((diff < 0).sum()),
         "ties": int((diff == 0).sum()),
@@ -922,12 +928,15 @@ def model_card(result: dict[str, Any]) -> str:
     n_held = len(result["heldout_problems"])
     pd_ = result["heldout"].get("paired") or {}
     lo, hi = pd_.get("ci95") or (None, None)
+    sd, mde = pd_.get("per_problem_sd"), pd_.get("detectable_effect")
     paired = (
         f"Paired by (problem, iteration, sample): trained - base = "
         f"{f(pd_.get('mean_difference'))} (95% bootstrap CI over problems {f(lo)} .. {f(hi)}; "
         f"{pd_.get('pairs', 0)} pairs on {pd_.get('problems', 0)} problems: trained better in "
         f"{pd_.get('trained_better', 0)}, base better in {pd_.get('base_better', 0)}, "
-        f"{pd_.get('ties', 0)} ties)."
+        f"{pd_.get('ties', 0)} ties). Per-problem SD {'n/a' if sd is None else f'{sd:.4f}'}: "
+        f"this many problems detect a difference of {'n/a' if mde is None else f'{mde:.4f}'} "
+        "or more with 80% power."
     )
     return f"""# Retroformer retrospective LoRA ({result["backbone"]}, {result["dataset"]})
 
