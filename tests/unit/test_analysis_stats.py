@@ -9,6 +9,7 @@ from scipy import stats
 
 from parammem.analysis.stats import (
     bootstrap_ci,
+    detectable_difference,
     mcnemar_exact,
     mcnemar_paired,
     pearson,
@@ -85,3 +86,11 @@ def test_pearson():
     assert r == pytest.approx(1.0) and n == 4
     assert np.isnan(pearson([1, 2], [3, 4])[0])
     assert np.isnan(pearson([1, 1, 1], [1, 2, 3])[0])
+
+
+def test_detectable_difference_scales_with_sd_over_sqrt_n():
+    # SD of (0, 1, 0, 1) = 0.5774; 2.8 * SD / sqrt(4)
+    assert detectable_difference([0, 1, 0, 1]) == pytest.approx(2.8 * (1 / 3) ** 0.5 / 2)
+    # four times the problems halve it
+    assert detectable_difference([0, 1] * 8) < detectable_difference([0, 1, 0, 1]) / 1.9
+    assert detectable_difference([0.3]) is None and detectable_difference([]) is None

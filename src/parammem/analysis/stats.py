@@ -46,6 +46,17 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def detectable_difference(values) -> float | None:
+    """Smallest true mean difference that ``len(values)`` problems (one paired difference
+    each) detect with 80% power in a two-sided 5% test, normal approximation:
+    (1.96 + 0.84) * SD / sqrt(n). Tells an underpowered null from a negative one; None for
+    fewer than two values."""
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        return None
+    return float((1.96 + 0.84) * x.std(ddof=1) / np.sqrt(x.size))
+
+
 @dataclass(frozen=True)
 class McNemarResult:
     """Exact McNemar test on paired 0/1 outcomes (a vs b on the same problems)."""

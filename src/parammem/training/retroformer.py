@@ -315,7 +315,7 @@ def paired_heldout(base: pd.DataFrame, trained: pd.DataFrame) -> dict[str, Any]:
     iteration, sample): both runs use the same seeds and the same greedy actor, so a pair
     differs only in the reflector. The 95% CI is a bootstrap over problems (a problem's
     samples are not independent of each other)."""
-    from parammem.analysis.stats import bootstrap_ci
+    from parammem.analysis.stats import bootstrap_ci, detectable_difference
 
     keys = ["problem_id", "iteration", "candidate"]
 
@@ -330,16 +330,13 @@ def paired_heldout(base: pd.DataFrame, trained: pd.DataFrame) -> dict[str, Any]:
     per_problem = diff.groupby(pairs["problem_id"]).mean()
     n = len(per_problem)
     lo, hi = bootstrap_ci(per_problem.to_numpy()) if n else (None, None)
-    sd = float(per_problem.std()) if n > 1 else None
     return {
         "pairs": int(len(pairs)),
         "problems": int(n),
         "mean_difference": float(per_problem.mean()) if n else None,
         "ci95": [lo, hi],
-        "per_problem_sd": sd,
-        # the smallest true difference this many problems finds 80% of the time (two-sided
-        # 5% test, normal approximation): tells a null result from an underpowered one
-        "detectable_effect": (1.96 + 0.84) * sd / math.sqrt(n) if sd is not None else None,
+        "per_problem_sd": float(per_problem.std()) if n > 1 else None,
+        "detectable_effect": detectable_difference(per_problem.to_numpy()),
         "trained_better": int((diff > 0).sum()),
         "base_better": int((diff < 0).sum()),
         "ties": int((diff == 0).sum()),
